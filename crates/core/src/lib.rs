@@ -1,0 +1,9 @@
+//! Outpost's domain vocabulary, shared by every service: identifiers, SAS tokens and the
+//! workload API versions. Pure code: no async runtime, no protobuf, no I/O.
+
+pub mod api_version;
+pub mod ids;
+pub mod sas;
+
+pub use ids::{DeviceId, GenerationId, IdError, ModuleId};
+pub use sas::{ParseTokenError, SasToken, TokenScope};

@@ -1,0 +1,11 @@
+//! Generated protobuf messages and tonic services for Outpost's APIs, one module per
+//! `outpost.<service>.v1` package. The sources are the `.proto` files in `proto/`.
+
+/// `outpost.identity.v1`: the identity service.
+pub mod identity {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("outpost.identity.v1");
+    }
+}
