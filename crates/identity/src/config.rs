@@ -203,6 +203,31 @@ pub enum ConfigProblem {
 }
 
 impl Config {
+    /// A default configuration for `device` of `hub` with all state and sockets under `root`
+    /// (for quickstarts, tests and benchmarks).
+    pub fn under(root: &std::path::Path, device: DeviceId, hub: &str) -> Self {
+        Self {
+            device: DeviceConfig {
+                id: device,
+                hub_hostname: hub.to_owned(),
+                gateway_hostname: default_gateway(),
+                key: None,
+                key_file: None,
+            },
+            paths: PathsConfig {
+                state_dir: root.join("state"),
+                socket: root.join("run/identity.sock"),
+                workload_dir: root.join("run/mnt"),
+            },
+            key_store: KeyStoreConfig::default(),
+            tokens: TokensConfig::default(),
+            certificates: CertificatesConfig::default(),
+            workload: WorkloadConfig::default(),
+            management: ManagementConfig::default(),
+            principal: Vec::new(),
+        }
+    }
+
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
         let bad = |key, reason: &str| Err(ConfigProblem::Invalid { key, reason: reason.to_owned() });
