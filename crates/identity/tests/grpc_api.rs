@@ -1,5 +1,7 @@
 //! Every outpost.identity.v1 RPC against a real daemon on a temporary socket.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::Command;

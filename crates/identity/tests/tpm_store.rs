@@ -1,6 +1,8 @@
 //! outpost-identityd with its keys in a TPM 2.0 (swtpm started by the test): tokens, workload
 //! signing and persistence across restarts.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use base64::Engine as _;

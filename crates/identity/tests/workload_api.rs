@@ -1,6 +1,8 @@
 //! Every workload API endpoint over a module's own Unix socket, and the official Azure IoT
 //! Python SDK obtaining its token and trust bundle through it.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::Command;
