@@ -1,13 +1,102 @@
-//! `cargo xtask bench …`.
+//! `cargo xtask bench identity`: sign throughput and latency over a module's workload socket,
+//! for the file and the TPM (swtpm) key stores in one run, plus idle RSS of the daemon.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::daemon::{Identityd, write_config};
+use crate::util::{cargo, root, sh};
 
 /// Which benchmark.
 #[derive(Debug, clap::Subcommand)]
 pub enum Bench {
-    /// Sign throughput and latency of outpost-identityd.
-    Identity,
+    /// Sign throughput and p50/p99 latency of outpost-identityd, file and TPM key stores.
+    Identity {
+        /// Seconds of load per key store.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 4)]
+        connections: u32,
+    },
+}
+
+struct Figures {
+    store: &'static str,
+    idle_rss_kib: u64,
+    result: serde_json::Value,
+}
+
+fn measure(store: &'static str, tcti: &str, seconds: u32, connections: u32) -> anyhow::Result<Figures> {
+    let bin = root().join("target/release");
+    let dir = std::env::temp_dir().join(format!("outpost-bench-{store}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let config = write_config(&dir, store, tcti)?;
+    let daemon = Identityd::start(&bin.join("outpost-identityd"), &config, &dir, &dir.join("identityd.log"))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss_kib = daemon.rss_kib()?;
+
+    let out = Command::new(bin.join("outpost"))
+        .arg("--identity-socket")
+        .arg(&daemon.socket)
+        .args(["identity", "create", "bench", "-o", "json"])
+        .output()?;
+    if !out.status.success() {
+        bail!("outpost identity create failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let generation = created[0]["generation_id"].as_str().context("no generation id")?.to_owned();
+    let socket = daemon.workload_dir.join("bench.sock");
+    let out = Command::new(bin.join("examples/sign_load"))
+        .arg(&socket)
+        .args(["bench", &generation, &seconds.to_string(), &connections.to_string()])
+        .output()?;
+    if !out.status.success() {
+        bail!("sign_load failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    daemon.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Figures { store, idle_rss_kib, result })
 }
 
 /// Runs a benchmark.
-pub fn run(_which: Bench) -> anyhow::Result<()> {
-    anyhow::bail!("bench is being assembled")
+pub fn run_bench(which: Bench) -> anyhow::Result<()> {
+    let Bench::Identity { seconds, connections } = which;
+    eprintln!("building release binaries");
+    sh(cargo().args(["build", "--release", "--quiet", "-p", "outpost-cli", "-p", "outpost-identity"]))?;
+    sh(cargo().args(["build", "--release", "--quiet", "-p", "outpost-identity", "--example", "sign_load"]))?;
+
+    let mut figures = vec![measure("file", "device:/dev/tpmrm0", seconds, connections)?];
+    let tpm = outpost_testkit::Swtpm::start();
+    figures.push(measure("tpm", &tpm.tcti(), seconds, connections)?);
+    drop(tpm);
+
+    println!("| key store | signs/s | p50 | p99 | requests | idle RSS |");
+    println!("|---|---|---|---|---|---|");
+    for f in &figures {
+        let r = &f.result;
+        println!(
+            "| {} | {} | {} µs | {} µs | {} in {} s | {:.1} MiB |",
+            f.store,
+            r["per_second"],
+            r["p50_us"],
+            r["p99_us"],
+            r["requests"],
+            r["seconds"],
+            f.idle_rss_kib as f64 / 1024.0
+        );
+    }
+    println!(
+        "\n{connections} keep-alive connections, sign of a 61-byte string; load generator and daemon share the machine's cores."
+    );
+    Ok(())
+}
+
+/// Entry point.
+pub fn run(which: Bench) -> anyhow::Result<()> {
+    run_bench(which)
 }

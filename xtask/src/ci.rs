@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: installs what the tests need, then checks formatting, lints and tests.
 
-use crate::util::{apt_install, cargo, pip_install, run as sh};
+use crate::util::{apt_install, cargo, pip_install, sh};
 
 /// Debian packages the build and the tests need.
 pub const SYSTEM_PACKAGES: &[&str] =

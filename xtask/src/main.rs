@@ -3,6 +3,7 @@
 
 mod bench;
 mod ci;
+mod daemon;
 mod quickstart;
 mod tidy;
 mod util;

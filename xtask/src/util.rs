@@ -11,7 +11,7 @@ pub fn root() -> PathBuf {
 }
 
 /// Runs `cmd`, echoing it, and fails if it does not exit 0.
-pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+pub fn sh(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("+ {cmd:?}");
     let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
@@ -43,8 +43,8 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("installing system packages: {}", missing.join(" "));
-    run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get")
+    sh(Command::new("apt-get").args(["update", "-qq"]))?;
+    sh(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
@@ -61,5 +61,5 @@ pub fn pip_install(module: &str, requirement: &str) -> anyhow::Result<()> {
         eprintln!("python package present: {requirement}");
         return Ok(());
     }
-    run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement]))
+    sh(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement]))
 }

@@ -263,6 +263,51 @@ mod tests {
         assert_eq!(route("POST", "/modules/a/certificate/identity").unwrap(), Route::IdentityCert("a".into()));
     }
 
+    fn service() -> (tempfile::TempDir, IdentityService, ModuleIdentity) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::under(dir.path(), outpost_core::DeviceId::new("d").unwrap(), "h");
+        let service = crate::open(&config).unwrap();
+        let (identity, _) = service.create_module(&ModuleId::new("m").unwrap(), "t").unwrap();
+        (dir, service, identity)
+    }
+
+    #[test]
+    fn arbitrary_requests_never_panic_and_get_a_known_status() {
+        use proptest::prelude::*;
+        let (_dir, service, identity) = service();
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let any_request = (
+            prop_oneof!["GET", "POST", "PUT", "DELETE"],
+            "(/[a-zA-Z%0-9.$-]{0,12}){0,7}(\\?[a-z=&0-9-]{0,40})?",
+            proptest::collection::vec(any::<u8>(), 0..300),
+        );
+        runner
+            .run(&any_request, |(method, target, body)| {
+                let r = handle(&service, &identity.module_id, &method, &target, &body);
+                prop_assert!([200, 201, 400, 403, 404, 405].contains(&r.status), "{} {target}", r.status);
+                Ok(())
+            })
+            .unwrap();
+
+        // Well-routed requests with hostile bodies.
+        let generation = identity.generation_id.to_string();
+        let routed = (
+            prop_oneof!["sign", "encrypt", "decrypt", "certificate/server"],
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                "\\{\"(keyId|algo|data|plaintext|ciphertext|initializationVector|commonName)\": ?\"[ -~]{0,40}\"\\}",
+            ],
+        );
+        runner
+            .run(&routed, |(op, body)| {
+                let target = format!("/modules/m/genid/{generation}/{op}?api-version=2019-01-30");
+                let r = handle(&service, &identity.module_id, "POST", &target, body.as_bytes());
+                prop_assert!([200, 201, 400].contains(&r.status), "{} {op} {body}: {}", r.status, r.body);
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn api_versions_are_required_and_checked() {
         assert!(check_api_version(Some("api-version=2018-06-28")).is_ok());

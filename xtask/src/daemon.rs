@@ -1,0 +1,97 @@
+//! Starting and stopping outpost-identityd for the demo and the benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// A running outpost-identityd child process.
+pub struct Identityd {
+    child: Child,
+    /// Its management socket.
+    pub socket: PathBuf,
+    /// Its workload socket directory.
+    pub workload_dir: PathBuf,
+}
+
+/// Writes a configuration for a daemon whose state and sockets live under `root`.
+pub fn write_config(root: &Path, key_store: &str, tcti: &str) -> anyhow::Result<PathBuf> {
+    let path = root.join("identityd.toml");
+    let text = format!(
+        r#"# Written by cargo xtask: everything lives under {root}.
+[device]
+id = "quickstart-device"
+hub_hostname = "outpost.local"
+gateway_hostname = "localhost"
+
+[paths]
+state_dir = "{root}/state"
+socket = "{root}/run/identity.sock"
+workload_dir = "{root}/run/mnt"
+
+[key_store]
+kind = "{key_store}"
+tcti = "{tcti}"
+"#,
+        root = root.display()
+    );
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+impl Identityd {
+    /// Starts `binary` with `config` and waits until its socket answers.
+    pub fn start(binary: &Path, config: &Path, root: &Path, log: &Path) -> anyhow::Result<Self> {
+        let log_file = std::fs::File::create(log)?;
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut daemon = Self { child, socket: root.join("run/identity.sock"), workload_dir: root.join("run/mnt") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
+            if let Some(status) = daemon.child.try_wait()? {
+                bail!("outpost-identityd exited with {status}; see {}", log.display());
+            }
+            if Instant::now() > deadline {
+                bail!("outpost-identityd did not open {} within 20 s", daemon.socket.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(daemon)
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc status")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        crate::util::sh(Command::new("kill").args(["-TERM", &self.pid().to_string()]))?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Identityd {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
