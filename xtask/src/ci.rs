@@ -3,8 +3,7 @@
 use crate::util::{apt_install, cargo, pip_install, sh};
 
 /// Debian packages the build and the tests need.
-pub const SYSTEM_PACKAGES: &[&str] =
-    &["pkg-config", "libssl-dev", "libtss2-dev", "swtpm", "swtpm-tools", "tpm2-tools", "python3-pip"];
+pub const SYSTEM_PACKAGES: &[&str] = &["pkg-config", "libssl-dev", "libtss2-dev", "swtpm", "swtpm-tools", "tpm2-tools"];
 
 /// The official Azure IoT module SDK, used to prove workload API compatibility.
 pub const AZURE_SDK: &str = "azure-iot-device==2.14.0";

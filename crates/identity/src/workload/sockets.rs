@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use outpost_core::ModuleId;
 use outpost_rpc::RpcError;
 use tokio::net::UnixListener;
@@ -21,6 +21,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::service::IdentityService;
 use crate::workload::api::{self, MAX_BODY, Response};
+
+/// How long a connection may take to send a request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The set of served workload sockets.
 #[derive(Debug)]
@@ -125,7 +128,11 @@ async fn accept_loop(
                 let ctx = svc_ctx.clone();
                 async move { Ok::<_, std::convert::Infallible>(respond(ctx, req).await) }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            // A client that connects and never sends a request must not hold a slot forever.
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
