@@ -1,4 +1,4 @@
-//! The device CA and the certificates it issues (OpenSSL).
+//! The device CA and the certificates it issues (rcgen with ring; parsing with x509-parser).
 //!
 //! A self-signed EC P-256 CA is created on first start under `{state_dir}/certs` and
 //! renewed (new key, new certificate) once the configured share of its lifetime has passed.
@@ -10,19 +10,15 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
 };
-use openssl::x509::{X509, X509Builder, X509Name, X509NameBuilder};
+use time::OffsetDateTime;
 
 use crate::atomic::write_atomic;
 use crate::config::CertificatesConfig;
+use crate::keys::fill_random;
 
 /// The longest common name X.509 allows.
 const MAX_CN: usize = 64;
@@ -51,9 +47,15 @@ pub enum CertError {
     /// A request asked for something no certificate can hold.
     #[error("invalid certificate request: {0}")]
     InvalidRequest(String),
-    /// OpenSSL failed.
-    #[error("certificate operation failed")]
-    Crypto(#[from] openssl::error::ErrorStack),
+    /// Generating a key or signing a certificate failed.
+    #[error("certificate generation failed")]
+    Generate(#[from] rcgen::Error),
+    /// A time outside what certificates can express.
+    #[error("time {0} is out of range for a certificate")]
+    Time(i64),
+    /// The random number generator failed.
+    #[error(transparent)]
+    Random(#[from] crate::keys::KeyError),
 }
 
 /// A freshly issued certificate and its private key.
@@ -74,7 +76,7 @@ pub enum LeafRequest {
     Server {
         /// Subject common name.
         common_name: String,
-        /// DNS subject alternative names (the common name is added when it is not an IP).
+        /// DNS subject alternative names (the common name is added first).
         dns_names: Vec<String>,
         /// IP subject alternative names.
         ip_addresses: Vec<IpAddr>,
@@ -86,10 +88,17 @@ pub enum LeafRequest {
     },
 }
 
-#[derive(Debug)]
 struct CaState {
-    key: PKey<Private>,
-    cert: X509,
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+    not_before: i64,
+    not_after: i64,
+}
+
+impl std::fmt::Debug for CaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaState").field("not_before", &self.not_before).field("not_after", &self.not_after).finish()
+    }
 }
 
 /// The device CA.
@@ -115,8 +124,8 @@ impl DeviceCa {
         let state = match load(dir)? {
             Some(state) => state,
             None => {
-                let state = generate_ca(&common_name, config.ca_validity_days, now)?;
-                save(dir, &state)?;
+                let (state, key_pem) = generate_ca(&common_name, config.ca_validity_days, now)?;
+                save(dir, &state, &key_pem)?;
                 tracing::info!(dir = %dir.display(), "created device CA");
                 state
             }
@@ -137,37 +146,35 @@ impl DeviceCa {
     }
 
     /// The CA certificate's expiry, seconds since the Unix epoch.
-    pub fn not_after(&self) -> Result<i64, CertError> {
-        unix_time(self.current().cert.not_after())
+    pub fn not_after(&self) -> i64 {
+        self.current().not_after
     }
 
     /// Renews the CA if the configured share of its lifetime has passed; `true` if it did.
     pub fn renew_if_due(&self, now: i64) -> Result<bool, CertError> {
         let current = self.current();
-        let not_before = unix_time(current.cert.not_before())?;
-        let not_after = unix_time(current.cert.not_after())?;
-        let due = not_before + (not_after - not_before) * i64::from(self.config.ca_renew_at_percent) / 100;
+        let lifetime = current.not_after - current.not_before;
+        let due = current.not_before + lifetime * i64::from(self.config.ca_renew_at_percent) / 100;
         if now < due {
             return Ok(false);
         }
-        let state = generate_ca(&self.common_name, self.config.ca_validity_days, now)?;
-        save(&self.dir, &state)?;
+        let (state, key_pem) = generate_ca(&self.common_name, self.config.ca_validity_days, now)?;
+        save(&self.dir, &state, &key_pem)?;
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
         tracing::info!(dir = %self.dir.display(), "renewed device CA");
         Ok(true)
     }
 
     /// The trust bundle: the CA certificate and the configured extra roots, PEM.
-    pub fn trust_bundle(&self) -> Result<String, CertError> {
-        let mut pem = String::from_utf8(self.current().cert.to_pem()?).expect("PEM is ASCII");
+    pub fn trust_bundle(&self) -> String {
+        let mut pem = self.current().cert_pem.clone();
         pem.push_str(&self.extra_roots);
-        Ok(pem)
+        pem
     }
 
     /// Issues a leaf valid for `days` from `now` (capped at the CA's own expiry).
     pub fn issue(&self, request: &LeafRequest, days: u32, now: i64) -> Result<IssuedCertificate, CertError> {
         let ca = self.current();
-        let key = ec_key()?;
         let (common_name, server) = match request {
             LeafRequest::Server { common_name, .. } => (common_name, true),
             LeafRequest::Client { common_name } => (common_name, false),
@@ -178,55 +185,39 @@ impl DeviceCa {
                 common_name.len()
             )));
         }
-        let ca_not_after = unix_time(ca.cert.not_after())?;
-        let not_after = (now + i64::from(days) * DAY).min(ca_not_after);
-        let mut builder = base_builder(common_name, &key, now, not_after)?;
-        builder.set_issuer_name(ca.cert.subject_name())?;
-        builder.append_extension(BasicConstraints::new().critical().build()?)?;
-        builder.append_extension(KeyUsage::new().critical().digital_signature().key_agreement().build()?)?;
-        let ctx = builder.x509v3_context(Some(&ca.cert), None);
-        let ski = SubjectKeyIdentifier::new().build(&ctx)?;
-        let aki = AuthorityKeyIdentifier::new().keyid(true).build(&ctx)?;
-        builder.append_extension(ski)?;
-        builder.append_extension(aki)?;
+        let not_after = (now + i64::from(days) * DAY).min(ca.not_after);
+        let mut params = base_params(common_name, now, not_after)?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyAgreement];
+        params.use_authority_key_identifier_extension = true;
         if let LeafRequest::Server { common_name, dns_names, ip_addresses } = request {
-            let mut san = SubjectAlternativeName::new();
+            let mut sans = Vec::new();
             match common_name.parse::<IpAddr>() {
-                Ok(ip) => {
-                    san.ip(&ip.to_string());
-                }
-                Err(_) => {
-                    check_dns(common_name)?;
-                    san.dns(common_name);
-                }
+                Ok(ip) => sans.push(SanType::IpAddress(ip)),
+                Err(_) => sans.push(dns_san(common_name)?),
             }
             for name in dns_names {
-                check_dns(name)?;
-                san.dns(name);
+                sans.push(dns_san(name)?);
             }
-            for ip in ip_addresses {
-                san.ip(&ip.to_string());
-            }
-            let ext = san.build(&builder.x509v3_context(Some(&ca.cert), None))?;
-            builder.append_extension(ext)?;
+            sans.extend(ip_addresses.iter().map(|ip| SanType::IpAddress(*ip)));
+            params.subject_alt_names = sans;
         }
-        let eku = if server {
-            ExtendedKeyUsage::new().server_auth().build()?
-        } else {
-            ExtendedKeyUsage::new().client_auth().build()?
-        };
-        builder.append_extension(eku)?;
-        builder.sign(&ca.key, MessageDigest::sha256())?;
-        let cert = builder.build();
-        let mut chain_pem = String::from_utf8(cert.to_pem()?).expect("PEM is ASCII");
-        chain_pem.push_str(&String::from_utf8(ca.cert.to_pem()?).expect("PEM is ASCII"));
-        let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8()?).expect("PEM is ASCII");
-        Ok(IssuedCertificate { chain_pem, key_pem, not_after })
+        params.extended_key_usages =
+            vec![if server { ExtendedKeyUsagePurpose::ServerAuth } else { ExtendedKeyUsagePurpose::ClientAuth }];
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.signed_by(&key, &ca.issuer)?;
+        let mut chain_pem = cert.pem();
+        chain_pem.push_str(&ca.cert_pem);
+        Ok(IssuedCertificate { chain_pem, key_pem: key.serialize_pem(), not_after })
     }
 }
 
-fn check_dns(name: &str) -> Result<(), CertError> {
-    if is_dns_name(name) { Ok(()) } else { Err(CertError::InvalidRequest(format!("{name:?} is not a valid DNS name"))) }
+fn dns_san(name: &str) -> Result<SanType, CertError> {
+    if !is_dns_name(name) {
+        return Err(CertError::InvalidRequest(format!("{name:?} is not a valid DNS name")));
+    }
+    let ia5 = name.try_into().map_err(|_| CertError::InvalidRequest(format!("{name:?} is not a valid DNS name")))?;
+    Ok(SanType::DnsName(ia5))
 }
 
 /// Whether `name` can be a DNS subject alternative name.
@@ -240,57 +231,35 @@ pub fn is_dns_name(name: &str) -> bool {
         })
 }
 
-fn ec_key() -> Result<PKey<Private>, CertError> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+fn at(secs: i64) -> Result<OffsetDateTime, CertError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|_| CertError::Time(secs))
 }
 
-fn subject(common_name: &str) -> Result<X509Name, CertError> {
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
-    Ok(name.build())
-}
-
-fn base_builder(
-    common_name: &str,
-    key: &PKey<Private>,
-    not_before: i64,
-    not_after: i64,
-) -> Result<X509Builder, CertError> {
-    let name = subject(common_name)?;
-    let mut builder = X509::builder()?;
-    builder.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
-    let serial = serial.to_asn1_integer()?;
-    builder.set_serial_number(&serial)?;
-    builder.set_subject_name(&name)?;
-    builder.set_pubkey(key)?;
+fn base_params(common_name: &str, not_before: i64, not_after: i64) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    params.distinguished_name = name;
     // Back-date a minute so that a slightly slow peer clock accepts a fresh certificate.
-    let start = Asn1Time::from_unix(not_before - 60)?;
-    let end = Asn1Time::from_unix(not_after)?;
-    builder.set_not_before(&start)?;
-    builder.set_not_after(&end)?;
-    Ok(builder)
+    params.not_before = at(not_before - 60)?;
+    params.not_after = at(not_after)?;
+    let mut serial = [0u8; 16];
+    fill_random(&mut serial)?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    Ok(params)
 }
 
-fn generate_ca(common_name: &str, days: u32, now: i64) -> Result<CaState, CertError> {
-    let key = ec_key()?;
-    let mut builder = base_builder(common_name, &key, now, now + i64::from(days) * DAY)?;
-    let issuer = subject(common_name)?;
-    builder.set_issuer_name(&issuer)?;
-    builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-    builder.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().digital_signature().build()?)?;
-    let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
-    builder.append_extension(ski)?;
-    builder.sign(&key, MessageDigest::sha256())?;
-    Ok(CaState { key, cert: builder.build() })
-}
-
-fn unix_time(time: &openssl::asn1::Asn1TimeRef) -> Result<i64, CertError> {
-    let epoch = Asn1Time::from_unix(0)?;
-    let diff = epoch.diff(time)?;
-    Ok(i64::from(diff.days) * DAY + i64::from(diff.secs))
+fn generate_ca(common_name: &str, days: u32, now: i64) -> Result<(CaState, String), CertError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let not_after = now + i64::from(days) * DAY;
+    let mut params = base_params(common_name, now, not_after)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let cert = params.self_signed(&key)?;
+    let key_pem = key.serialize_pem();
+    let state = CaState { cert_pem: cert.pem(), issuer: Issuer::new(params, key), not_before: now - 60, not_after };
+    Ok((state, key_pem))
 }
 
 fn key_path(dir: &Path) -> PathBuf {
@@ -303,68 +272,73 @@ fn cert_path(dir: &Path) -> PathBuf {
 
 fn load(dir: &Path) -> Result<Option<CaState>, CertError> {
     let (key_file, cert_file) = (key_path(dir), cert_path(dir));
-    let read = |path: &Path| match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
+    let read = |path: &Path| match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(CertError::Corrupt { path: path.to_owned(), reason: "not UTF-8 text".into() })
+        }
         Err(source) => Err(CertError::Io { path: path.to_owned(), source }),
     };
-    match (read(&key_file)?, read(&cert_file)?) {
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(CertError::Corrupt { path: cert_file, reason: "missing while its key exists".into() }),
+    let (key_pem, cert_pem) = match (read(&key_file)?, read(&cert_file)?) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(CertError::Corrupt { path: cert_file, reason: "missing while its key exists".into() });
+        }
         (None, Some(_)) => {
-            Err(CertError::Corrupt { path: key_file, reason: "missing while its certificate exists".into() })
+            return Err(CertError::Corrupt { path: key_file, reason: "missing while its certificate exists".into() });
         }
-        (Some(key), Some(cert)) => {
-            let mode = std::os::unix::fs::PermissionsExt::mode(
-                &std::fs::metadata(&key_file)
-                    .map_err(|source| CertError::Io { path: key_file.clone(), source })?
-                    .permissions(),
-            );
-            if mode & 0o077 != 0 {
-                return Err(CertError::Corrupt {
-                    path: key_file,
-                    reason: format!("mode {:o} lets others read the key (chmod 600)", mode & 0o777),
-                });
-            }
-            let key = PKey::private_key_from_pem(&key)
-                .map_err(|e| CertError::Corrupt { path: key_file.clone(), reason: e.to_string() })?;
-            let cert = X509::from_pem(&cert)
-                .map_err(|e| CertError::Corrupt { path: cert_file.clone(), reason: e.to_string() })?;
-            let matches = cert.public_key().map(|pk| pk.public_eq(&key)).unwrap_or(false);
-            if !matches {
-                return Err(CertError::Corrupt { path: cert_file, reason: "does not match ca.key.pem".into() });
-            }
-            Ok(Some(CaState { key, cert }))
-        }
+        (Some(key), Some(cert)) => (key, cert),
+    };
+    let meta = std::fs::metadata(&key_file).map_err(|source| CertError::Io { path: key_file.clone(), source })?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+    if mode & 0o077 != 0 {
+        return Err(CertError::Corrupt {
+            path: key_file,
+            reason: format!("mode {:o} lets others read the key (chmod 600)", mode & 0o777),
+        });
     }
+    let key = KeyPair::from_pem(&key_pem)
+        .map_err(|e| CertError::Corrupt { path: key_file.clone(), reason: e.to_string() })?;
+    let corrupt = |reason: String| CertError::Corrupt { path: cert_file.clone(), reason };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
+    let cert = pem.parse_x509().map_err(|e| corrupt(e.to_string()))?;
+    if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+        return Err(corrupt("does not match ca.key.pem".into()));
+    }
+    let not_before = cert.validity().not_before.timestamp();
+    let not_after = cert.validity().not_after.timestamp();
+    let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| corrupt(e.to_string()))?;
+    Ok(Some(CaState { issuer, cert_pem, not_before, not_after }))
 }
 
-fn save(dir: &Path, state: &CaState) -> Result<(), CertError> {
+fn save(dir: &Path, state: &CaState, key_pem: &str) -> Result<(), CertError> {
     let key_file = key_path(dir);
     let cert_file = cert_path(dir);
-    write_atomic(&key_file, &state.key.private_key_to_pem_pkcs8()?, 0o600)
-        .map_err(|source| CertError::Io { path: key_file, source })?;
-    write_atomic(&cert_file, &state.cert.to_pem()?, 0o644).map_err(|source| CertError::Io { path: cert_file, source })
+    write_atomic(&key_file, key_pem.as_bytes(), 0o600).map_err(|source| CertError::Io { path: key_file, source })?;
+    write_atomic(&cert_file, state.cert_pem.as_bytes(), 0o644)
+        .map_err(|source| CertError::Io { path: cert_file, source })
 }
 
 fn read_extra_roots(path: &Path) -> Result<String, CertError> {
     let bytes = std::fs::read(path).map_err(|source| CertError::Io { path: path.to_owned(), source })?;
-    let certs = X509::stack_from_pem(&bytes)
-        .map_err(|e| CertError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
+    let corrupt = |reason: String| CertError::Corrupt { path: path.to_owned(), reason };
+    let blocks = pem::parse_many(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let certs: Vec<_> = blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").collect();
     if certs.is_empty() {
-        return Err(CertError::Corrupt { path: path.to_owned(), reason: "holds no PEM certificate".into() });
+        return Err(corrupt("holds no PEM certificate".into()));
     }
-    let mut pem = String::new();
-    for cert in certs {
-        pem.push_str(&String::from_utf8(cert.to_pem()?).expect("PEM is ASCII"));
+    for block in &certs {
+        x509_parser::parse_x509_certificate(block.contents()).map_err(|e| corrupt(e.to_string()))?;
     }
-    Ok(pem)
+    Ok(pem::encode_many(&certs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use openssl::stack::Stack;
+    use openssl::x509::X509;
     use openssl::x509::X509StoreContext;
     use openssl::x509::store::X509StoreBuilder;
 
@@ -402,7 +376,7 @@ mod tests {
                 now,
             )
             .unwrap();
-        assert!(verify(&ca.trust_bundle().unwrap(), &issued.chain_pem));
+        assert!(verify(&ca.trust_bundle(), &issued.chain_pem));
         let leaf = X509::stack_from_pem(issued.chain_pem.as_bytes()).unwrap().remove(0);
         let names: Vec<String> = leaf
             .subject_alt_names()
@@ -421,13 +395,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = CertificatesConfig::default();
         let ca = DeviceCa::open(dir.path(), "dev1", &config, NOW).unwrap();
-        let bundle = ca.trust_bundle().unwrap();
+        let bundle = ca.trust_bundle();
         let again = DeviceCa::open(dir.path(), "dev1", &config, NOW + DAY).unwrap();
-        assert_eq!(again.trust_bundle().unwrap(), bundle);
+        assert_eq!(again.trust_bundle(), bundle);
         // 80 % of 90 days have passed: renewed on open.
         let later = DeviceCa::open(dir.path(), "dev1", &config, NOW + 73 * DAY).unwrap();
-        assert_ne!(later.trust_bundle().unwrap(), bundle);
-        assert_eq!(later.not_after().unwrap(), NOW + 73 * DAY + 90 * DAY);
+        assert_ne!(later.trust_bundle(), bundle);
+        assert_eq!(later.not_after(), NOW + 73 * DAY + 90 * DAY);
     }
 
     #[test]

@@ -8,15 +8,14 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use openssl::memcmp;
-use openssl::symm::{Cipher, Crypter, Mode};
 use outpost_core::sas::{ParseTokenError, SasToken, TokenExpired, TokenScope};
 use outpost_core::{DeviceId, GenerationId, ModuleId};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
 use crate::certs::{CertError, DeviceCa, IssuedCertificate, LeafRequest};
 use crate::clock::Clock;
 use crate::config::{CertificatesConfig, TokensConfig};
-use crate::keys::{KeyError, KeyStore, hmac_sha256, ids};
+use crate::keys::{KeyError, KeyStore, fill_random, hmac_sha256, ids};
 use crate::modules::{Created, ModuleIdentity, Registry, RegistryError};
 
 /// Version byte of the AEAD ciphertext format.
@@ -60,9 +59,9 @@ pub enum ServiceError {
     /// A certificate failure.
     #[error(transparent)]
     Cert(#[from] CertError),
-    /// OpenSSL failed.
-    #[error("cryptographic operation failed")]
-    Crypto(#[from] openssl::error::ErrorStack),
+    /// The cryptographic library failed.
+    #[error("cryptographic operation {0} failed")]
+    Crypto(&'static str),
 }
 
 impl From<RegistryError> for ServiceError {
@@ -278,7 +277,7 @@ impl IdentityService {
             tracing::error!(error = %e, "cannot compute the expected signature");
             TokenRejection::BadSignature
         })?;
-        if token.signature.len() != expected.len() || !memcmp::eq(&token.signature, &expected) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(token.signature.as_slice(), expected.as_slice())) {
             return Err(TokenRejection::BadSignature);
         }
         token.check_expiry(self.clock.now_secs(), self.tokens.clock_skew_secs)?;
@@ -302,17 +301,18 @@ impl IdentityService {
     }
 
     /// The PEM trust bundle.
-    pub fn trust_bundle(&self) -> Result<String, ServiceError> {
-        Ok(self.ca.trust_bundle()?)
+    pub fn trust_bundle(&self) -> String {
+        self.ca.trust_bundle()
     }
 
     /// AES-256-GCM key and additional data of a module generation.
-    fn aead_key(&self, identity: &ModuleIdentity, iv: &[u8]) -> Result<([u8; 32], Vec<u8>), ServiceError> {
+    fn aead_key(&self, identity: &ModuleIdentity, iv: &[u8]) -> Result<(LessSafeKey, Vec<u8>), ServiceError> {
         let input = format!("{}:{}:aead", identity.module_id, identity.generation_id);
         let key = self.keys.hmac(ids::MASTER, input.as_bytes())?;
+        let key = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| ServiceError::Crypto("AES-256-GCM key"))?;
         let mut aad = format!("{}{}", identity.module_id, identity.generation_id).into_bytes();
         aad.extend_from_slice(iv);
-        Ok((key, aad))
+        Ok((LessSafeKey::new(key), aad))
     }
 
     /// Encrypts `plaintext` for the module's current generation. The caller's
@@ -321,21 +321,14 @@ impl IdentityService {
     pub fn encrypt(&self, identity: &ModuleIdentity, plaintext: &[u8], iv: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let (key, aad) = self.aead_key(identity, iv)?;
         let mut nonce = [0u8; NONCE_LEN];
-        openssl::rand::rand_bytes(&mut nonce)?;
-        let cipher = Cipher::aes_256_gcm();
-        let mut crypter = Crypter::new(cipher, Mode::Encrypt, &key, Some(&nonce))?;
-        crypter.aad_update(&aad)?;
-        let mut out = vec![0u8; plaintext.len() + cipher.block_size()];
-        let mut n = crypter.update(plaintext, &mut out)?;
-        n += crypter.finalize(&mut out[n..])?;
-        out.truncate(n);
-        let mut tag = [0u8; TAG_LEN];
-        crypter.get_tag(&mut tag)?;
-        let mut blob = Vec::with_capacity(1 + NONCE_LEN + out.len() + TAG_LEN);
+        fill_random(&mut nonce)?;
+        let mut sealed = plaintext.to_vec();
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&aad), &mut sealed)
+            .map_err(|_| ServiceError::Crypto("AES-256-GCM seal"))?;
+        let mut blob = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         blob.push(AEAD_V1);
         blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&out);
-        blob.extend_from_slice(&tag);
+        blob.extend_from_slice(&sealed);
         Ok(blob)
     }
 
@@ -346,18 +339,12 @@ impl IdentityService {
         if blob.len() < 1 + NONCE_LEN + TAG_LEN || blob[0] != AEAD_V1 {
             return Err(fail());
         }
-        let (nonce, rest) = blob[1..].split_at(NONCE_LEN);
-        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let (nonce, sealed) = blob[1..].split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| fail())?;
         let (key, aad) = self.aead_key(identity, iv)?;
-        let cipher = Cipher::aes_256_gcm();
-        let mut crypter = Crypter::new(cipher, Mode::Decrypt, &key, Some(nonce))?;
-        crypter.aad_update(&aad)?;
-        crypter.set_tag(tag)?;
-        let mut out = vec![0u8; ciphertext.len() + cipher.block_size()];
-        let mut n = crypter.update(ciphertext, &mut out).map_err(|_| fail())?;
-        n += crypter.finalize(&mut out[n..]).map_err(|_| fail())?;
-        out.truncate(n);
-        Ok(out)
+        let mut buffer = sealed.to_vec();
+        let plaintext = key.open_in_place(nonce, Aad::from(&aad), &mut buffer).map_err(|_| fail())?;
+        Ok(plaintext.to_vec())
     }
 }
 

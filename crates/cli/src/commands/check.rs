@@ -86,15 +86,16 @@ async fn check_socket(socket: &Path) -> Result<(Status, String), String> {
 
 fn check_ca(config: &IdentityConfig) -> Result<(Status, String), String> {
     let path = config.paths.state_dir.join("certs/ca.pem");
-    let pem = match std::fs::read(&path) {
-        Ok(pem) => pem,
-        Err(_) => return Ok((Status::Warning, format!("{} does not exist yet", path.display()))),
+    let Ok(pem) = std::fs::read(&path) else {
+        return Ok((Status::Warning, format!("{} does not exist yet", path.display())));
     };
-    let cert = openssl::x509::X509::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-    let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| e.to_string())?;
-    let left = now.diff(cert.not_after()).map_err(|e| e.to_string())?;
-    match left.days {
-        d if d < 0 || (d == 0 && left.secs <= 0) => Err(format!("device CA {} has expired", path.display())),
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cert = pem.parse_x509().map_err(|e| format!("{}: {e}", path.display()))?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let days = (cert.validity().not_after.timestamp() - now).div_euclid(86_400);
+    match days {
+        d if d < 0 => Err(format!("device CA {} has expired", path.display())),
         d if d < 7 => Ok((
             Status::Warning,
             format!("device CA expires in {d} days; it renews automatically at the configured threshold"),

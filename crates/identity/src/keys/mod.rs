@@ -63,8 +63,8 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The cryptographic library failed.
-    #[error("cryptographic operation failed")]
-    Crypto(#[from] openssl::error::ErrorStack),
+    #[error("cryptographic operation {0} failed")]
+    Crypto(&'static str),
     /// The TPM refused or failed an operation.
     #[error("TPM {operation} failed: {message}")]
     Tpm {
@@ -101,18 +101,27 @@ pub fn check_id(id: &str) -> Result<(), KeyError> {
 
 /// HMAC-SHA256 in software, for keys derived from a store's keys.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; 32], KeyError> {
-    let pkey = openssl::pkey::PKey::hmac(key)?;
-    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &pkey)?;
-    signer.update(data)?;
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), data);
+    tag.as_ref().try_into().map_err(|_| KeyError::Crypto("HMAC-SHA256"))
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    signer.sign(&mut out)?;
-    Ok(out)
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+    out
+}
+
+/// Fills `buf` from the operating system's random number generator.
+pub fn fill_random(buf: &mut [u8]) -> Result<(), KeyError> {
+    use ring::rand::SecureRandom as _;
+    ring::rand::SystemRandom::new().fill(buf).map_err(|_| KeyError::Crypto("random generation"))
 }
 
 /// 32 random bytes from the operating system's generator.
 pub fn random_key() -> Result<Vec<u8>, KeyError> {
     let mut key = vec![0u8; 32];
-    openssl::rand::rand_bytes(&mut key)?;
+    fill_random(&mut key)?;
     Ok(key)
 }
 

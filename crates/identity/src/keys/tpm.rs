@@ -280,7 +280,7 @@ impl KeyStore for TpmKeyStore {
             KeyInit::Import(bytes) if bytes.is_empty() => {
                 return Err(KeyError::Tpm { operation: "import key", message: "the key is empty".into() });
             }
-            KeyInit::Import(bytes) if bytes.len() > HMAC_BLOCK => openssl::sha::sha256(&bytes).to_vec(),
+            KeyInit::Import(bytes) if bytes.len() > HMAC_BLOCK => super::sha256(&bytes).to_vec(),
             KeyInit::Import(bytes) => bytes,
         };
         let (public, private) = inner.create(material)?;
