@@ -3,6 +3,7 @@
 
 pub mod api_version;
 pub mod ids;
+pub mod manifest;
 pub mod sas;
 
 pub use ids::{DeviceId, GenerationId, IdError, ModuleId};
