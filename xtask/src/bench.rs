@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::daemon::{Identityd, write_config};
-use crate::util::{cargo, root, sh};
+use crate::util::{cargo, sh, target_dir};
 
 /// Which benchmark.
 #[derive(Debug, clap::Subcommand)]
@@ -30,7 +30,7 @@ struct Figures {
 }
 
 fn measure(store: &'static str, tcti: &str, seconds: u32, connections: u32) -> anyhow::Result<Figures> {
-    let bin = root().join("target/release");
+    let bin = target_dir().join("release");
     let dir = std::env::temp_dir().join(format!("outpost-bench-{store}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;

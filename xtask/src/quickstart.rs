@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 use crate::daemon::{Identityd, write_config};
-use crate::util::{cargo, root, sh};
+use crate::util::{cargo, sh, target_dir};
 
 const MODULE: &str = "tempSensor";
 
@@ -20,7 +20,7 @@ pub fn run_quickstart() -> anyhow::Result<()> {
     let total = 6;
     step(1, total, "building outpost-identityd and outpost");
     sh(cargo().args(["build", "--quiet", "-p", "outpost-identity", "-p", "outpost-cli"]))?;
-    let bin = root().join("target/debug");
+    let bin = target_dir().join("debug");
     let outpost = bin.join("outpost");
 
     step(2, total, "starting outpost-identityd with file-backed keys in a temporary state directory");
