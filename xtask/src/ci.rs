@@ -3,7 +3,20 @@
 use crate::util::{apt_install, cargo, pip_install, sh};
 
 /// Debian packages the build and the tests need.
-pub const SYSTEM_PACKAGES: &[&str] = &["pkg-config", "libssl-dev", "libtss2-dev", "swtpm", "swtpm-tools", "tpm2-tools"];
+pub const SYSTEM_PACKAGES: &[&str] = &[
+    // build: openssl-sys (tests), tss-esapi-sys, containerd-client's protoc step
+    "pkg-config",
+    "libssl-dev",
+    "libtss2-dev",
+    "protobuf-compiler",
+    // tests: TPM, containers, a static busybox for test images
+    "swtpm",
+    "swtpm-tools",
+    "tpm2-tools",
+    "containerd",
+    "runc",
+    "busybox-static",
+];
 
 /// The official Azure IoT module SDK, used to prove workload API compatibility.
 pub const AZURE_SDK: &str = "azure-iot-device==2.14.0";

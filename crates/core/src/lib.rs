@@ -5,6 +5,7 @@ pub mod api_version;
 pub mod ids;
 pub mod manifest;
 pub mod sas;
+pub mod time;
 
 pub use ids::{DeviceId, GenerationId, IdError, ModuleId};
 pub use sas::{ParseTokenError, SasToken, TokenScope};

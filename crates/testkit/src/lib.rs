@@ -1,6 +1,8 @@
 //! Test-only helpers: real dependencies started by the test harness and torn down on drop.
-//! Used as a dev-dependency only.
+//! Used as a dev-dependency only (and by xtask benchmarks).
 
+pub mod containerd;
 pub mod swtpm;
 
+pub use containerd::Containerd;
 pub use swtpm::Swtpm;

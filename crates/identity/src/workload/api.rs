@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::certs::{IssuedCertificate, LeafRequest};
 use crate::modules::ModuleIdentity;
 use crate::service::{IdentityService, ServiceError, decode_base64};
-use crate::workload::time::rfc3339;
+use outpost_core::time::rfc3339;
 
 /// Largest request body accepted, bytes.
 pub const MAX_BODY: usize = 1 << 20;

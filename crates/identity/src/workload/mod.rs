@@ -5,6 +5,5 @@
 
 pub mod api;
 pub mod sockets;
-mod time;
 
 pub use sockets::WorkloadSockets;

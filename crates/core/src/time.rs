@@ -1,4 +1,4 @@
-//! RFC 3339 formatting of Unix times for the workload API's `expiration` fields.
+//! RFC 3339 formatting of Unix times (certificate expirations, containerd labels).
 
 /// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
 pub fn rfc3339(secs: i64) -> String {

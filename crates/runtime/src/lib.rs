@@ -1,0 +1,12 @@
+//! Outpost's container runtime layer.
+//!
+//! - [`oci`]: OCI image types, a builder that assembles small images from files (for sample
+//!   modules and Outpost's own services, no Docker needed), and OCI layout archives;
+//! - [`containerd`]: a client for containerd 1.6+ in a namespace of our own: image import
+//!   (content store, image records, unpacking into snapshots).
+
+pub mod containerd;
+pub mod error;
+pub mod oci;
+
+pub use error::RuntimeError;

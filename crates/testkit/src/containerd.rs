@@ -1,0 +1,81 @@
+//! A private containerd for tests: its own root, state and socket under a temporary
+//! directory, so tests never touch a containerd that is already running. Needs root and the
+//! `containerd` and `runc` packages; tests fail loudly when they are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running private containerd, stopped on drop.
+pub struct Containerd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    /// Starts containerd and waits until its socket accepts connections.
+    pub fn start() -> Containerd {
+        let dir = tempfile::Builder::new().prefix("ctd").tempdir_in("/tmp").expect("a temporary directory");
+        let root = dir.path();
+        let config = root.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{r}/root\"\nstate = \"{r}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{r}/containerd.sock\"\n[ttrpc]\n  address = \"{r}/containerd.sock.ttrpc\"\n",
+                r = root.display()
+            ),
+        )
+        .expect("write containerd config");
+        let log = std::fs::File::create(root.join("containerd.log")).expect("create containerd log");
+        let mut child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run containerd ({e}); these tests need it: apt-get install containerd runc")
+            });
+        let socket = root.join("containerd.sock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(root.join("containerd.log")).unwrap_or_default();
+                panic!("containerd exited ({status}) before listening:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "containerd did not listen on {} within 30 s", socket.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Containerd { child, dir }
+    }
+
+    /// The gRPC socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+
+    /// The temporary directory holding root, state and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Snapshots of containers that were still mounted would keep the directory busy.
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let root = self.dir.path().display().to_string();
+            for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|t| t.starts_with(&root)) {
+                let _ = Command::new("umount").arg("-l").arg(target).status();
+            }
+        }
+    }
+}
