@@ -39,6 +39,12 @@ pub enum RuntimeError {
         /// The digest it has.
         actual: String,
     },
+    /// A container specification cannot be run.
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    /// No container with that id.
+    #[error("container {0} does not exist")]
+    NotFound(String),
     /// Reading or writing a local file failed.
     #[error("I/O on {path}")]
     Io {

@@ -3,10 +3,14 @@
 //! - [`oci`]: OCI image types, a builder that assembles small images from files (for sample
 //!   modules and Outpost's own services, no Docker needed), and OCI layout archives;
 //! - [`containerd`]: a client for containerd 1.6+ in a namespace of our own: image import
-//!   (content store, image records, unpacking into snapshots).
+//!   (content store, image records, unpacking into snapshots) and containers with their
+//!   tasks (create, start, stop with a grace period, wait, remove, list);
+//! - [`spec`]: the OCI runtime spec built from an image and a [`container::ContainerSpec`].
 
+pub mod container;
 pub mod containerd;
 pub mod error;
 pub mod oci;
+pub mod spec;
 
 pub use error::RuntimeError;

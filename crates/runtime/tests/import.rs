@@ -2,14 +2,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use outpost_runtime::containerd::{Containerd as Client, DEFAULT_NAMESPACE};
+use outpost_runtime::containerd::Containerd as Client;
 use outpost_runtime::oci::{ImageBuilder, digest, write_archive};
 use outpost_testkit::Containerd;
 
 #[tokio::test]
 async fn archives_import_into_containerd_once_and_stay_named() {
     let daemon = Containerd::start();
-    let client = Client::connect(&daemon.socket(), DEFAULT_NAMESPACE).await.unwrap();
+    let client = Client::connect(&daemon.socket(), daemon.namespace()).await.unwrap();
     assert!(client.version().await.unwrap().starts_with("1."));
 
     let image = ImageBuilder::new()
@@ -39,7 +39,7 @@ async fn archives_import_into_containerd_once_and_stay_named() {
 #[tokio::test]
 async fn broken_archives_are_refused_with_the_reason() {
     let daemon = Containerd::start();
-    let client = Client::connect(&daemon.socket(), DEFAULT_NAMESPACE).await.unwrap();
+    let client = Client::connect(&daemon.socket(), daemon.namespace()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("junk.tar");
     std::fs::write(&archive, b"not a tar archive at all").unwrap();

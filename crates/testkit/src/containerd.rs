@@ -1,6 +1,9 @@
 //! A private containerd for tests: its own root, state and socket under a temporary
-//! directory, so tests never touch a containerd that is already running. Needs root and the
-//! `containerd` and `runc` packages; tests fail loudly when they are missing.
+//! directory and a namespace of its own, so tests never touch a containerd that is already
+//! running, nor each other (runc keeps its state per namespace under /run/containerd/runc,
+//! shared by every containerd). On drop it kills the shims it started and clears runc's
+//! state for its namespace. Needs root and the `containerd` and `runc` packages; tests fail
+//! loudly when they are missing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 pub struct Containerd {
     child: Child,
     dir: tempfile::TempDir,
+    namespace: String,
 }
 
 impl Containerd {
@@ -47,7 +51,14 @@ impl Containerd {
             assert!(Instant::now() < deadline, "containerd did not listen on {} within 30 s", socket.display());
             std::thread::sleep(Duration::from_millis(20));
         }
-        Containerd { child, dir }
+        let suffix = dir.path().file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let namespace = format!("test-{}", suffix.trim_start_matches("ctd"));
+        Containerd { child, dir, namespace }
+    }
+
+    /// The namespace tests should use with this containerd.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// The gRPC socket.
@@ -70,6 +81,31 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Shims outlive containerd by design; ours are recognised by our socket address.
+        let address = self.socket().display().to_string();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for entry in procs.flatten() {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                if cmdline.contains("containerd-shim") && cmdline.contains(&address) {
+                    let pid = entry.file_name().to_string_lossy().into_owned();
+                    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                }
+            }
+        }
+        let runc_root = Path::new("/run/containerd/runc").join(&self.namespace);
+        if let Ok(containers) = std::fs::read_dir(&runc_root) {
+            for container in containers.flatten() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "-f"])
+                    .arg(container.file_name())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&runc_root);
         // Snapshots of containers that were still mounted would keep the directory busy.
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
             let root = self.dir.path().display().to_string();

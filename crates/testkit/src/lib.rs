@@ -2,7 +2,9 @@
 //! Used as a dev-dependency only (and by xtask benchmarks).
 
 pub mod containerd;
+pub mod eventually;
 pub mod swtpm;
 
 pub use containerd::Containerd;
+pub use eventually::eventually;
 pub use swtpm::Swtpm;

@@ -63,16 +63,30 @@ impl Containerd {
                 });
             }
         };
-        let lease = format!("outpost-import-{}", uuid_like());
-        let mut leases = LeasesClient::new(self.channel.clone());
+        let lease = self.create_lease("import").await?;
+        let result = self.import_layout(&layout, &name, &lease).await;
+        self.delete_lease(&lease).await;
+        result
+    }
+
+    /// A lease that keeps what is written under it from garbage collection for up to an
+    /// hour (in case we die before deleting it).
+    pub(super) async fn create_lease(&self, purpose: &str) -> Result<String, RuntimeError> {
+        let id = format!("outpost-{purpose}-{}", uuid_like());
         let expire = HashMap::from([("containerd.io/gc.expire".to_owned(), expiry_in_an_hour())]);
-        leases
-            .create(self.request(CreateLeaseRequest { id: lease.clone(), labels: expire }, None))
+        LeasesClient::new(self.channel.clone())
+            .create(self.request(CreateLeaseRequest { id: id.clone(), labels: expire }, None))
             .await
             .map_err(RuntimeError::containerd("create lease"))?;
-        let result = self.import_layout(&layout, &name, &lease).await;
-        let _ = leases.delete(self.request(DeleteLeaseRequest { id: lease, sync: false }, None)).await;
-        result
+        Ok(id)
+    }
+
+    /// Deletes a lease; failures only delay garbage collection until the lease expires.
+    pub(super) async fn delete_lease(&self, id: &str) {
+        let request = self.request(DeleteLeaseRequest { id: id.to_owned(), sync: false }, None);
+        if let Err(status) = LeasesClient::new(self.channel.clone()).delete(request).await {
+            tracing::warn!(lease = id, error = status.message(), "cannot delete lease; it expires within the hour");
+        }
     }
 
     async fn import_layout(&self, layout: &OciLayout, name: &str, lease: &str) -> Result<ImportedImage, RuntimeError> {

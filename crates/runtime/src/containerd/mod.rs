@@ -1,5 +1,6 @@
 //! A client for containerd's gRPC API, working in one namespace (default `outpost`).
 
+mod containers;
 mod content;
 mod images;
 

@@ -1,0 +1,84 @@
+//! What a container should be (runtime-neutral), and how containerd reports it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A bind mount from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Host path.
+    pub source: PathBuf,
+    /// Path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Everything needed to create a container from an image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSpec {
+    /// Container id (the module name, usually).
+    pub id: String,
+    /// Image reference; it must be present.
+    pub image: String,
+    /// Replaces the image's entrypoint when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's command when set.
+    pub cmd: Option<Vec<String>>,
+    /// Environment added to (and overriding) the image's.
+    pub env: BTreeMap<String, String>,
+    /// Working directory, if not the image's.
+    pub working_dir: Option<String>,
+    /// `uid[:gid]`, if not the image's (names are not resolved).
+    pub user: Option<String>,
+    /// Labels on the container record.
+    pub labels: BTreeMap<String, String>,
+    /// Bind mounts.
+    pub mounts: Vec<BindMount>,
+    /// Share the host's network namespace.
+    pub host_network: bool,
+    /// A hosts file bind-mounted read-only at `/etc/hosts` (e.g. with the hub's name).
+    pub hosts_file: Option<PathBuf>,
+    /// Memory limit in bytes.
+    pub memory_limit: Option<u64>,
+    /// CPU quota in billionths of a CPU.
+    pub nano_cpus: Option<u64>,
+    /// Run privileged (all capabilities, all devices).
+    pub privileged: bool,
+    /// Capabilities added to the default set (`CAP_` prefix optional).
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from the default set.
+    pub cap_drop: Vec<String>,
+}
+
+/// A container's task state as containerd reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// The container exists but has no task (never started, or cleaned up after exit).
+    NoTask,
+    /// The task exists but was not started.
+    Created,
+    /// Running with this pid.
+    Running {
+        /// Process id on the host.
+        pid: u32,
+    },
+    /// The task exited with this status.
+    Stopped {
+        /// Exit code (128 + signal number for signals).
+        exit_code: u32,
+    },
+    /// Paused or otherwise unknown.
+    Unknown,
+}
+
+/// A container in our namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Its id.
+    pub id: String,
+    /// Its image.
+    pub image: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
