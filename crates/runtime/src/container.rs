@@ -14,6 +14,17 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// A host device made available in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Device node on the host.
+    pub host: PathBuf,
+    /// Path in the container.
+    pub container: String,
+    /// cgroup permissions: a combination of `r`, `w`, `m`.
+    pub permissions: String,
+}
+
 /// Everything needed to create a container from an image.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerSpec {
@@ -39,10 +50,16 @@ pub struct ContainerSpec {
     pub host_network: bool,
     /// A hosts file bind-mounted read-only at `/etc/hosts` (e.g. with the hub's name).
     pub hosts_file: Option<PathBuf>,
+    /// Host name inside the container (default: the container id).
+    pub hostname: Option<String>,
     /// Memory limit in bytes.
     pub memory_limit: Option<u64>,
     /// CPU quota in billionths of a CPU.
     pub nano_cpus: Option<u64>,
+    /// Relative CPU weight (Docker's CpuShares).
+    pub cpu_shares: Option<u64>,
+    /// Host devices.
+    pub devices: Vec<Device>,
     /// Run privileged (all capabilities, all devices).
     pub privileged: bool,
     /// Capabilities added to the default set (`CAP_` prefix optional).

@@ -9,6 +9,7 @@
 
 pub mod container;
 pub mod containerd;
+pub mod create_options;
 pub mod error;
 pub mod oci;
 pub mod spec;

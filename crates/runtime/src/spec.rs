@@ -121,6 +121,31 @@ fn user(user: &str) -> Result<(u32, u32), RuntimeError> {
     Ok((uid, gid))
 }
 
+struct DeviceNode {
+    kind: &'static str,
+    major: u64,
+    minor: u64,
+    mode: u32,
+}
+
+fn device_node(path: &std::path::Path) -> Result<DeviceNode, RuntimeError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta =
+        std::fs::metadata(path).map_err(|e| RuntimeError::InvalidSpec(format!("device {}: {e}", path.display())))?;
+    let kind = if meta.file_type().is_char_device() {
+        "c"
+    } else if meta.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(RuntimeError::InvalidSpec(format!("{} is not a device node", path.display())));
+    };
+    let rdev = meta.rdev();
+    // The Linux encoding of dev_t (glibc's gnu_dev_major / gnu_dev_minor).
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    Ok(DeviceNode { kind, major, minor, mode: meta.mode() & 0o7777 })
+}
+
 /// Builds the runtime spec for `spec` on top of the image's `defaults`; the container's
 /// cgroup is `/{namespace}/{id}`.
 pub fn runtime_spec(
@@ -196,18 +221,38 @@ pub fn runtime_spec(
     if !spec.host_network {
         namespaces.push(json!({"type": "network"}));
     }
-    let mut resources = json!({"devices": [{"allow": spec.privileged, "access": "rwm"}]});
+    let mut device_rules = vec![json!({"allow": spec.privileged, "access": "rwm"})];
+    let mut devices = Vec::new();
+    for device in &spec.devices {
+        let node = device_node(&device.host)?;
+        if !device.container.starts_with("/dev/") {
+            return Err(RuntimeError::InvalidSpec(format!("device path {:?} must be under /dev", device.container)));
+        }
+        devices.push(json!({
+            "path": device.container, "type": node.kind, "major": node.major, "minor": node.minor,
+            "fileMode": node.mode, "uid": 0, "gid": 0,
+        }));
+        device_rules.push(json!({
+            "allow": true, "type": node.kind, "major": node.major, "minor": node.minor, "access": device.permissions,
+        }));
+    }
+    let mut resources = json!({"devices": device_rules});
     if let Some(bytes) = spec.memory_limit {
         resources["memory"] = json!({"limit": bytes});
     }
+    if let Some(shares) = spec.cpu_shares {
+        resources["cpu"] = json!({"shares": shares});
+    }
     if let Some(nanos) = spec.nano_cpus {
         let period: u64 = 100_000;
-        resources["cpu"] = json!({"quota": nanos.saturating_mul(period) / 1_000_000_000, "period": period});
+        resources["cpu"]["quota"] = json!(nanos.saturating_mul(period) / 1_000_000_000);
+        resources["cpu"]["period"] = json!(period);
     }
     let mut linux = json!({
         "resources": resources,
         "cgroupsPath": format!("/{namespace}/{}", spec.id),
         "namespaces": namespaces,
+        "devices": devices,
     });
     if !spec.privileged {
         linux["maskedPaths"] = json!([
@@ -236,7 +281,7 @@ pub fn runtime_spec(
             "noNewPrivileges": !spec.privileged,
         },
         "root": {"path": "rootfs"},
-        "hostname": spec.id,
+        "hostname": spec.hostname.as_deref().unwrap_or(&spec.id),
         "mounts": mounts,
         "linux": linux,
     }))
@@ -292,6 +337,31 @@ mod tests {
         assert!(caps.contains("CAP_NET_ADMIN") && !caps.contains("CAP_MKNOD"));
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
+    }
+
+    #[test]
+    fn devices_are_created_and_allowed() {
+        let mut s = spec();
+        s.cmd = Some(vec!["/x".into()]);
+        s.devices.push(crate::container::Device {
+            host: "/dev/null".into(),
+            container: "/dev/mynull".into(),
+            permissions: "rw".into(),
+        });
+        let v = runtime_spec(&s, &ContainerDefaults::default(), "ns").unwrap();
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/mynull");
+        assert_eq!(
+            (v["linux"]["devices"][0]["major"].as_u64(), v["linux"]["devices"][0]["minor"].as_u64()),
+            (Some(1), Some(3))
+        );
+        assert_eq!(v["linux"]["resources"]["devices"][1]["access"], "rw");
+        s.devices[0].host = "/etc/hostname".into();
+        assert!(
+            runtime_spec(&s, &ContainerDefaults::default(), "ns")
+                .unwrap_err()
+                .to_string()
+                .contains("not a device node")
+        );
     }
 
     #[test]

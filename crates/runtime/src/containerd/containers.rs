@@ -139,14 +139,14 @@ impl Containerd {
             .map_err(RuntimeError::containerd("container mounts"))?
             .into_inner()
             .mounts;
+        // Both streams append to one file, copied by containerd's shim. Known defect of this
+        // transport on containerd 1.6: stderr written in the last milliseconds before a
+        // process exits can be lost. Module logs move to a binary logger (size-capped,
+        // rotating files) that receives the process's pipes directly.
         let log = format!("file://{}", log_path.display());
-        let create = CreateTaskRequest {
-            container_id: id.to_owned(),
-            rootfs: mounts,
-            stdout: log.clone(),
-            stderr: log,
-            ..Default::default()
-        };
+        let (stdout, stderr) = (log.clone(), log);
+        let create =
+            CreateTaskRequest { container_id: id.to_owned(), rootfs: mounts, stdout, stderr, ..Default::default() };
         tasks.create(self.request(create, None)).await.map_err(RuntimeError::containerd("create task"))?;
         tasks
             .start(self.request(StartRequest { container_id: id.to_owned(), exec_id: String::new() }, None))
