@@ -49,7 +49,7 @@ fn measure(store: &'static str, tcti: &str, seconds: u32, connections: u32) -> a
     }
     let created: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let generation = created[0]["generation_id"].as_str().context("no generation id")?.to_owned();
-    let socket = daemon.workload_dir.join("bench.sock");
+    let socket = daemon.workload_dir.join("bench/workload.sock");
     let out = Command::new(bin.join("examples/sign_load"))
         .arg(&socket)
         .args(["bench", &generation, &seconds.to_string(), &connections.to_string()])

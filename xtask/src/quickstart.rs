@@ -50,7 +50,7 @@ pub fn run_quickstart() -> anyhow::Result<()> {
     step(4, total, &format!("issuing a SAS token for {MODULE}"));
     let token = cli(&["identity", "token", MODULE])?;
     println!("{}", token.trim());
-    println!("workload socket: {}", daemon.workload_dir.join(format!("{MODULE}.sock")).display());
+    println!("workload socket: {}", daemon.workload_dir.join(MODULE).join("workload.sock").display());
 
     step(5, total, "checking the device");
     print!("{}", cli(&["check", "--identity-config", &config.display().to_string()])?);

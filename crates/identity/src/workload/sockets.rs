@@ -1,5 +1,8 @@
-//! One workload socket per module identity, `{workload_dir}/{module}.sock`: bound when the
-//! identity is created (or at start for existing ones), removed when it is deleted. Each
+//! One workload socket per module identity, `{workload_dir}/{module}/workload.sock`: bound
+//! when the identity is created (or at start for existing ones), removed when it is deleted.
+//! Each socket lives in a directory of its own so that the agent can bind-mount the
+//! directory: a socket re-created after a restart of this daemon is then still the one the
+//! module sees, which a bind mount of the socket file itself would not be. Each
 //! socket answers only for its own module, at most `max_concurrent_requests` connections
 //! at a time (more wait for a slot).
 
@@ -21,6 +24,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::service::IdentityService;
 use crate::workload::api::{self, MAX_BODY, Response};
+
+/// The socket's file name inside its module directory.
+pub const SOCKET_NAME: &str = "workload.sock";
 
 /// How long a connection may take to send a request's headers.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -61,7 +67,7 @@ impl WorkloadSockets {
 
     /// The socket path of `module`.
     pub fn path(&self, module: &ModuleId) -> PathBuf {
-        self.dir.join(format!("{module}.sock"))
+        self.dir.join(module.as_str()).join(SOCKET_NAME)
     }
 
     /// Serves `module`'s socket (no-op if already served); returns its path.
@@ -91,6 +97,7 @@ impl WorkloadSockets {
             token.cancel();
         }
         let _ = std::fs::remove_file(self.path(module));
+        let _ = std::fs::remove_dir(self.dir.join(module.as_str()));
     }
 }
 

@@ -56,7 +56,7 @@ impl Daemon {
     }
 
     pub fn workload_socket(&self, module: &str) -> PathBuf {
-        self.config.paths.workload_dir.join(format!("{module}.sock"))
+        self.config.paths.workload_dir.join(module).join("workload.sock")
     }
 
     /// Stops the daemon and waits for it; returns the temp dir for a restart.
