@@ -26,7 +26,7 @@ use crate::restart::{Exit, RestartDecision, RestartSettings, RestartStats};
 /// The parts of a module's spec that a running container embodies; a change means a new
 /// container. (`startupOrder` and the pull policy are deliberately absent: changing when a
 /// module starts is no reason to restart it.)
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ContainerConfig {
     /// Image reference.
     pub image: String,
@@ -79,8 +79,8 @@ pub enum ObservedState {
 pub struct ObservedModule {
     /// The module.
     pub module: ModuleId,
-    /// The configuration the container was created with (from its labels).
-    pub config: ContainerConfig,
+    /// The fingerprint of the configuration the container was created with (its label).
+    pub config_fingerprint: String,
     /// Its state.
     pub state: ObservedState,
     /// Its restart statistics.
@@ -171,7 +171,7 @@ pub fn plan(
             continue;
         };
         let running = matches!(seen.state, ObservedState::Running { .. });
-        if seen.config != ContainerConfig::of(spec) || seen.state == ObservedState::Unknown {
+        if seen.config_fingerprint != ContainerConfig::of(spec).fingerprint() || seen.state == ObservedState::Unknown {
             if running {
                 steps.push(Step::Stop { module: module.clone() });
             }

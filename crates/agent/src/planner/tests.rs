@@ -22,7 +22,12 @@ fn spec(image: &str, order: u32) -> ModuleSpec {
 }
 
 fn seen(name: &str, spec: &ModuleSpec, state: ObservedState) -> ObservedModule {
-    ObservedModule { module: id(name), config: ContainerConfig::of(spec), state, stats: RestartStats::default() }
+    ObservedModule {
+        module: id(name),
+        config_fingerprint: ContainerConfig::of(spec).fingerprint(),
+        state,
+        stats: RestartStats::default(),
+    }
 }
 
 const NOW: u64 = 10_000;
