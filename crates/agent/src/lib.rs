@@ -6,6 +6,8 @@
 //! [`module_container`] (a module as a container spec). The reconcile loop over
 //! `outpost-runtime`, the management API and the daemon build on them.
 
+pub mod identity;
 pub mod module_container;
 pub mod planner;
+pub mod reconcile;
 pub mod restart;

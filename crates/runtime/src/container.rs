@@ -84,6 +84,8 @@ pub enum TaskState {
     Stopped {
         /// Exit code (128 + signal number for signals).
         exit_code: u32,
+        /// When it exited, seconds since the Unix epoch.
+        exited_at: u64,
     },
     /// Paused or otherwise unknown.
     Unknown,

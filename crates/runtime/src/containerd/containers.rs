@@ -164,7 +164,10 @@ impl Containerd {
                 Ok(match Status::try_from(process.status).unwrap_or(Status::Unknown) {
                     Status::Created => TaskState::Created,
                     Status::Running => TaskState::Running { pid: process.pid },
-                    Status::Stopped => TaskState::Stopped { exit_code: process.exit_status },
+                    Status::Stopped => TaskState::Stopped {
+                        exit_code: process.exit_status,
+                        exited_at: process.exited_at.map(|t| t.seconds.max(0) as u64).unwrap_or(0),
+                    },
                     _ => TaskState::Unknown,
                 })
             }
@@ -216,7 +219,7 @@ impl Containerd {
                     }
                 }
             }
-            TaskState::Stopped { exit_code } => Some(exit_code),
+            TaskState::Stopped { exit_code, .. } => Some(exit_code),
             TaskState::Created | TaskState::Unknown => {
                 self.kill(id, SIGKILL).await?;
                 None
