@@ -1,13 +1,105 @@
 //! outpost-agent: makes a device run the modules its deployment asks for and keeps them
 //! running.
 //!
-//! This crate so far holds the agent's core: [`restart`] (restart policies and the cool-off
-//! schedule), [`planner`] (desired deployment + observed containers → ordered plan) and
-//! [`module_container`] (a module as a container spec). The reconcile loop over
-//! `outpost-runtime`, the management API and the daemon build on them.
+//! - [`planner`] (desired deployment + observed containers → ordered plan) and [`restart`]
+//!   (restart policies and the cool-off schedule): the sans-IO core;
+//! - [`module_container`]: a module as a container (IOTEDGE_* environment, workload socket);
+//! - [`reconcile`]: one pass over containerd; [`daemon`]: the loop, deployment and overrides;
+//! - [`grpc`]: the management API `outpost.agent.v1`; [`run`] serves it all.
 
+pub mod config;
+pub mod daemon;
+pub mod deployment;
+pub mod grpc;
 pub mod identity;
 pub mod module_container;
 pub mod planner;
 pub mod reconcile;
 pub mod restart;
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_proto::agent::v1::agent_server::AgentServer;
+use outpost_proto::identity::v1 as identity_pb;
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::daemon::Agent;
+use crate::deployment::{DeploymentError, DeploymentStore};
+use crate::module_container::DeviceContext;
+use crate::reconcile::Reconciler;
+
+/// Why the agent could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// containerd cannot be used.
+    #[error(transparent)]
+    Runtime(#[from] outpost_runtime::RuntimeError),
+    /// identityd cannot be reached or refused.
+    #[error("cannot get the device identity from outpost-identityd at {path}: {reason}")]
+    Identity {
+        /// Its socket.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The stored deployment cannot be loaded.
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    /// The management socket failed.
+    #[error(transparent)]
+    Socket(#[from] outpost_rpc::RpcError),
+}
+
+async fn device_context(config: &Config) -> Result<DeviceContext, StartError> {
+    let socket = &config.paths.identity_socket;
+    let failed = |reason: String| StartError::Identity { path: socket.clone(), reason };
+    let channel = outpost_rpc::connect(socket).await.map_err(|e| failed(e.to_string()))?;
+    let device = identity_pb::identity_client::IdentityClient::new(channel)
+        .get_device(identity_pb::GetDeviceRequest {})
+        .await
+        .map_err(|e| failed(e.message().to_owned()))?
+        .into_inner();
+    Ok(DeviceContext {
+        device_id: outpost_core::DeviceId::new(device.device_id).map_err(|e| failed(e.to_string()))?,
+        hub_hostname: device.hub_hostname,
+        gateway_hostname: device.gateway_hostname,
+        workload_dir: config.paths.workload_dir.clone(),
+        hosts_file: config.paths.state_dir.join("hosts"),
+        api_version: outpost_core::api_version::DEFAULT_WORKLOAD_API_VERSION.to_owned(),
+    })
+}
+
+/// Connects to containerd and identityd, loads the stored deployment, then reconciles and
+/// serves the management API on `listener` until `shutdown`.
+pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> Result<(), StartError> {
+    let runtime =
+        outpost_runtime::containerd::Containerd::connect(&config.containerd.socket, &config.containerd.namespace)
+            .await?;
+    let device = device_context(&config).await?;
+    let reconciler = Reconciler::new(
+        runtime,
+        identity::IdentityService::new(&config.paths.identity_socket),
+        device,
+        config.paths.log_dir.clone(),
+        config.restart.settings(),
+    );
+    let store = DeploymentStore::new(&config.paths.state_dir.join("deployment.json"));
+    let agent = Arc::new(Agent::new(store, reconciler)?);
+    let interval = Duration::from_secs(config.reconcile.interval_secs.max(1));
+    let reconcile = tokio::spawn(agent.clone().run(interval, shutdown.child_token()));
+
+    let (health, health_service) = outpost_rpc::health::service();
+    health.set_serving::<AgentServer<grpc::AgentGrpc>>().await;
+    let routes = tonic::service::Routes::new(health_service).add_service(AgentServer::new(grpc::AgentGrpc::new(agent)));
+    let policy = outpost_rpc::Policy::for_current_user(config.principal.clone());
+    let result = outpost_rpc::serve::serve(&config.paths.socket, listener, routes, policy, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = reconcile.await;
+    let _ = std::fs::remove_file(&config.paths.socket);
+    Ok(result?)
+}

@@ -60,7 +60,8 @@ impl Reconciler {
         self.log_dir.join(format!("{module}.log"))
     }
 
-    async fn observe(&mut self, now: u64) -> Result<Vec<ObservedModule>, outpost_runtime::RuntimeError> {
+    /// The agent's containers as they are now.
+    pub async fn observe(&mut self, now: u64) -> Result<Vec<ObservedModule>, outpost_runtime::RuntimeError> {
         let mut observed = Vec::new();
         for container in self.runtime.list(LABEL_OWNER, OWNER).await? {
             let Some(module) = container.labels.get(LABEL_MODULE).and_then(|m| ModuleId::new(m.clone()).ok()) else {
@@ -184,5 +185,15 @@ impl Reconciler {
     /// The restart statistics of `module`.
     pub fn stats(&self, module: &ModuleId) -> RestartStats {
         self.stats.get(module).copied().unwrap_or_default()
+    }
+}
+
+impl Reconciler {
+    /// Stops and starts `module` now (an operator's restart; not counted as a policy restart).
+    pub async fn restart_module(&mut self, module: &ModuleId, now: u64) -> Result<(), outpost_runtime::RuntimeError> {
+        self.runtime.stop(module.as_str(), STOP_GRACE).await?;
+        self.runtime.start(module.as_str(), &self.log_path(module)).await?;
+        self.running_since.insert(module.clone(), now);
+        Ok(())
     }
 }

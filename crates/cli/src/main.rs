@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::modules::Action;
 use crate::output::Format;
 
 /// Operate an Outpost device.
@@ -19,6 +20,9 @@ struct Cli {
     /// The identity service's management socket.
     #[arg(long, global = true, env = "OUTPOST_IDENTITY_SOCKET", default_value = "/run/outpost/identity.sock")]
     identity_socket: PathBuf,
+    /// The agent's management socket.
+    #[arg(long, global = true, env = "OUTPOST_AGENT_SOCKET", default_value = "/run/outpost/agent.sock")]
+    agent_socket: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +34,29 @@ enum Command {
     Identity(commands::identity::IdentityCommand),
     /// Check the device's configuration and services.
     Check(commands::check::CheckArgs),
+    /// Apply a deployment manifest (Azure `modulesContent` JSON).
+    Deploy {
+        /// The manifest file.
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// List modules with their status.
+    List,
+    /// Start a stopped module.
+    Start {
+        /// The module.
+        module: String,
+    },
+    /// Stop a module until it is started again or redeployed.
+    Stop {
+        /// The module.
+        module: String,
+    },
+    /// Restart a module.
+    Restart {
+        /// The module.
+        module: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +72,17 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Identity(cmd) => commands::identity::run(cmd, &cli.identity_socket, cli.output).await,
             Command::Check(args) => commands::check::run(args, &cli.identity_socket, cli.output).await,
+            Command::Deploy { file } => commands::modules::deploy(&file, &cli.agent_socket, cli.output).await,
+            Command::List => commands::modules::list(&cli.agent_socket, cli.output).await,
+            Command::Start { module } => {
+                commands::modules::control(Action::Start, module, &cli.agent_socket, cli.output).await
+            }
+            Command::Stop { module } => {
+                commands::modules::control(Action::Stop, module, &cli.agent_socket, cli.output).await
+            }
+            Command::Restart { module } => {
+                commands::modules::control(Action::Restart, module, &cli.agent_socket, cli.output).await
+            }
         }
     });
     match result {

@@ -8,6 +8,7 @@
 //! - [`exit`]: the documented exit codes.
 
 pub mod args;
+pub mod atomic;
 pub mod config;
 pub mod exit;
 pub mod logging;

@@ -16,9 +16,9 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
-use crate::atomic::write_atomic;
 use crate::config::CertificatesConfig;
 use crate::keys::fill_random;
+use outpost_daemon::atomic::write_atomic;
 
 /// The longest common name X.509 allows.
 const MAX_CN: usize = 64;

@@ -7,7 +7,6 @@
 //!
 //! [`open`] builds the service from configuration; [`run`] serves it until shutdown.
 
-pub mod atomic;
 pub mod certs;
 pub mod clock;
 pub mod config;

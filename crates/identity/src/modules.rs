@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use outpost_core::{GenerationId, ModuleId};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
+use outpost_daemon::atomic::write_atomic;
 
 /// One module identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

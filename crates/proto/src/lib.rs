@@ -9,3 +9,12 @@ pub mod identity {
         tonic::include_proto!("outpost.identity.v1");
     }
 }
+
+/// `outpost.agent.v1`: the agent's management API.
+pub mod agent {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("outpost.agent.v1");
+    }
+}

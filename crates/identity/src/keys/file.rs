@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::{KeyError, KeyInit, KeyStore, check_id, check_private, hmac_sha256, random_key};
-use crate::atomic::write_atomic;
+use outpost_daemon::atomic::write_atomic;
 
 /// The longest key accepted (IoT Hub keys are 16–64 bytes).
 const MAX_KEY_LEN: usize = 128;

@@ -39,7 +39,7 @@ use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::{Context, Error as TssError, TctiNameConf};
 
 use super::{KeyError, KeyInit, KeyStore, check_id, check_private, random_key};
-use crate::atomic::write_atomic;
+use outpost_daemon::atomic::write_atomic;
 
 /// The longest message [`TpmKeyStore::hmac`] takes: one TPM2B_MAX_BUFFER.
 pub const MAX_HMAC_DATA: usize = 1024;

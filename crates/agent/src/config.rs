@@ -1,0 +1,147 @@
+//! outpost-agent's configuration; `default-config.toml` is the commented default and must
+//! deserialise to [`Config::default`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use outpost_rpc::Principal;
+use serde::Deserialize;
+
+use crate::restart::RestartSettings;
+
+/// The commented default configuration printed by `--print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Paths.
+    pub paths: PathsConfig,
+    /// containerd.
+    pub containerd: ContainerdConfig,
+    /// Reconcile loop.
+    pub reconcile: ReconcileConfig,
+    /// Restart schedule.
+    pub restart: RestartConfig,
+    /// Management socket.
+    pub management: ManagementConfig,
+    /// Callers allowed besides root and the agent's uid.
+    pub principal: Vec<Principal>,
+}
+
+/// `[paths]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Management socket.
+    pub socket: PathBuf,
+    /// identityd's socket.
+    pub identity_socket: PathBuf,
+    /// identityd's workload directory.
+    pub workload_dir: PathBuf,
+    /// Module logs.
+    pub log_dir: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: "/var/lib/outpost/agent".into(),
+            socket: "/run/outpost/agent.sock".into(),
+            identity_socket: "/run/outpost/identity.sock".into(),
+            workload_dir: "/run/outpost/mnt".into(),
+            log_dir: "/var/log/outpost/modules".into(),
+        }
+    }
+}
+
+/// `[containerd]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerdConfig {
+    /// Socket.
+    pub socket: PathBuf,
+    /// Namespace.
+    pub namespace: String,
+}
+
+impl Default for ContainerdConfig {
+    fn default() -> Self {
+        Self { socket: "/run/containerd/containerd.sock".into(), namespace: "outpost".into() }
+    }
+}
+
+/// `[reconcile]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileConfig {
+    /// Seconds between passes.
+    pub interval_secs: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self { interval_secs: 5 }
+    }
+}
+
+/// `[restart]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartConfig {
+    /// Cool-off unit.
+    pub cool_off_unit_secs: u64,
+    /// Longest cool-off.
+    pub max_cool_off_secs: u64,
+    /// Restarts before giving up.
+    pub max_restarts: u32,
+    /// Running time that clears the count.
+    pub healthy_after_secs: u64,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        Self { cool_off_unit_secs: 10, max_cool_off_secs: 300, max_restarts: 20, healthy_after_secs: 600 }
+    }
+}
+
+impl RestartConfig {
+    /// As the restart engine's settings.
+    pub fn settings(&self) -> RestartSettings {
+        RestartSettings {
+            cool_off_unit: Duration::from_secs(self.cool_off_unit_secs),
+            max_cool_off: Duration::from_secs(self.max_cool_off_secs),
+            max_restarts: self.max_restarts,
+            healthy_after: Duration::from_secs(self.healthy_after_secs),
+        }
+    }
+}
+
+/// `[management]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementConfig {
+    /// Socket permission bits.
+    pub socket_mode: u32,
+}
+
+impl Default for ManagementConfig {
+    fn default() -> Self {
+        Self { socket_mode: 0o660 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_default_is_the_default() {
+        let parsed: Config = outpost_daemon::config::parse_config(DEFAULT_CONFIG).unwrap();
+        assert_eq!(parsed, Config::default());
+        assert_eq!(parsed.restart.settings(), RestartSettings::default());
+    }
+}
