@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use outpost_daemon::config::ManagementConfig;
 use outpost_rpc::Principal;
 use serde::Deserialize;
 
@@ -117,20 +118,6 @@ impl RestartConfig {
             max_restarts: self.max_restarts,
             healthy_after: Duration::from_secs(self.healthy_after_secs),
         }
-    }
-}
-
-/// `[management]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ManagementConfig {
-    /// Socket permission bits.
-    pub socket_mode: u32,
-}
-
-impl Default for ManagementConfig {
-    fn default() -> Self {
-        Self { socket_mode: 0o660 }
     }
 }
 

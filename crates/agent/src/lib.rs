@@ -55,6 +55,15 @@ pub enum StartError {
     Socket(#[from] outpost_rpc::RpcError),
 }
 
+impl outpost_daemon::bootstrap::ExitCodeOf for StartError {
+    fn exit_code(&self) -> outpost_daemon::ExitCode {
+        match self {
+            Self::Socket(_) => outpost_daemon::ExitCode::Failure,
+            _ => outpost_daemon::ExitCode::IoError,
+        }
+    }
+}
+
 async fn device_context(config: &Config) -> Result<DeviceContext, StartError> {
     let socket = &config.paths.identity_socket;
     let failed = |reason: String| StartError::Identity { path: socket.clone(), reason };

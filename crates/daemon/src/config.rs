@@ -38,6 +38,20 @@ pub enum ConfigError {
     },
 }
 
+/// `[management]`: the daemon's management socket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementConfig {
+    /// Permission bits of the socket.
+    pub socket_mode: u32,
+}
+
+impl Default for ManagementConfig {
+    fn default() -> Self {
+        Self { socket_mode: 0o660 }
+    }
+}
+
 /// The drop-in files for `base`: `config.d/*.toml` in the same directory, sorted.
 pub fn drop_ins(base: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let dir = base.parent().unwrap_or(Path::new(".")).join("config.d");

@@ -5,10 +5,13 @@
 //! - [`args`]: the common `--config` / `--print-default-config` flags;
 //! - [`logging`]: tracing set-up (`OUTPOST_LOG` filter, text or JSON);
 //! - [`shutdown`]: SIGTERM/SIGINT → one cancellation tree, tracked tasks, bounded drain;
-//! - [`exit`]: the documented exit codes.
+//! - [`exit`]: the documented exit codes;
+//! - [`bootstrap`]: a daemon's `main` in three calls;
+//! - [`atomic`]: crash-safe file writes.
 
 pub mod args;
 pub mod atomic;
+pub mod bootstrap;
 pub mod config;
 pub mod exit;
 pub mod logging;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use outpost_core::DeviceId;
+use outpost_daemon::config::ManagementConfig;
 use outpost_rpc::Principal;
 use serde::Deserialize;
 
@@ -172,20 +173,6 @@ pub struct WorkloadConfig {
 impl Default for WorkloadConfig {
     fn default() -> Self {
         Self { socket_mode: 0o666, max_concurrent_requests: 10 }
-    }
-}
-
-/// `[management]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ManagementConfig {
-    /// Socket permission bits.
-    pub socket_mode: u32,
-}
-
-impl Default for ManagementConfig {
-    fn default() -> Self {
-        Self { socket_mode: 0o660 }
     }
 }
 

@@ -64,9 +64,8 @@ pub enum StartError {
     Socket(#[from] outpost_rpc::RpcError),
 }
 
-impl StartError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> outpost_daemon::ExitCode {
+impl outpost_daemon::bootstrap::ExitCodeOf for StartError {
+    fn exit_code(&self) -> outpost_daemon::ExitCode {
         match self {
             Self::Config(_) | Self::DeviceKey { .. } => outpost_daemon::ExitCode::Config,
             _ => outpost_daemon::ExitCode::IoError,
