@@ -21,6 +21,12 @@ pub enum Bench {
         #[arg(long, default_value_t = 4)]
         connections: u32,
     },
+    /// Deployment applied → container running, beside `ctr run`; agent idle RSS.
+    Agent {
+        /// Deployments to time.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 struct Figures {
@@ -65,7 +71,10 @@ fn measure(store: &'static str, tcti: &str, seconds: u32, connections: u32) -> a
 
 /// Runs a benchmark.
 pub fn run_bench(which: Bench) -> anyhow::Result<()> {
-    let Bench::Identity { seconds, connections } = which;
+    let (seconds, connections) = match which {
+        Bench::Identity { seconds, connections } => (seconds, connections),
+        Bench::Agent { runs } => return crate::bench_agent::run(runs),
+    };
     eprintln!("building release binaries");
     sh(cargo().args(["build", "--release", "--quiet", "-p", "outpost-cli", "-p", "outpost-identity"]))?;
     sh(cargo().args(["build", "--release", "--quiet", "-p", "outpost-identity", "--example", "sign_load"]))?;

@@ -72,12 +72,7 @@ impl Identityd {
 
     /// Resident set size in KiB, from /proc.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmRSS in /proc status")
+        rss_kib(self.pid())
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -85,6 +80,16 @@ impl Identityd {
         crate::util::sh(Command::new("kill").args(["-TERM", &self.pid().to_string()]))?;
         Ok(self.child.wait()?)
     }
+}
+
+/// Resident set size of process `pid` in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc status")
 }
 
 impl Drop for Identityd {

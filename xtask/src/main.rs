@@ -2,6 +2,7 @@
 //! `quickstart` is the guided demo; `bench` measures; `tidy` checks the crate graph.
 
 mod bench;
+mod bench_agent;
 mod ci;
 mod daemon;
 mod quickstart;
