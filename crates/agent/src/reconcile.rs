@@ -103,8 +103,11 @@ impl Reconciler {
         if let Some(dir) = hosts.parent() {
             std::fs::create_dir_all(dir).map_err(outpost_runtime::RuntimeError::io(dir))?;
         }
-        std::fs::write(hosts, hosts_file(&self.device.gateway_hostname))
-            .map_err(outpost_runtime::RuntimeError::io(hosts))?;
+        // Written only when it differs: passes run every few seconds.
+        let wanted = hosts_file(&self.device.gateway_hostname);
+        if std::fs::read_to_string(hosts).ok().as_deref() != Some(wanted.as_str()) {
+            std::fs::write(hosts, wanted).map_err(outpost_runtime::RuntimeError::io(hosts))?;
+        }
 
         let observed = self.observe(now).await?;
         let mut present = HashMap::new();
