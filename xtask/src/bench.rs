@@ -73,7 +73,12 @@ fn measure(store: &'static str, tcti: &str, seconds: u32, connections: u32) -> a
 pub fn run_bench(which: Bench) -> anyhow::Result<()> {
     let (seconds, connections) = match which {
         Bench::Identity { seconds, connections } => (seconds, connections),
+        #[cfg(feature = "containers")]
         Bench::Agent { runs } => return crate::bench_agent::run(runs),
+        #[cfg(not(feature = "containers"))]
+        Bench::Agent { runs } => {
+            return crate::util::with_containers(&["bench", "agent", "--runs", &runs.to_string()]);
+        }
     };
     eprintln!("building release binaries");
     sh(cargo().args(["build", "--release", "--quiet", "-p", "outpost-cli", "-p", "outpost-identity"]))?;

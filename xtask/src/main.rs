@@ -2,6 +2,7 @@
 //! `quickstart` is the guided demo; `bench` measures; `tidy` checks the crate graph.
 
 mod bench;
+#[cfg(feature = "containers")]
 mod bench_agent;
 mod ci;
 mod daemon;

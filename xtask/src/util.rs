@@ -68,3 +68,11 @@ pub fn pip_install(module: &str, requirement: &str) -> anyhow::Result<()> {
     }
     sh(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement]))
 }
+
+/// Re-runs xtask with the `containers` feature (which needs protoc, so the build packages
+/// are installed first) and `args`.
+#[cfg(not(feature = "containers"))]
+pub fn with_containers(args: &[&str]) -> anyhow::Result<()> {
+    apt_install(crate::ci::BUILD_PACKAGES)?;
+    sh(cargo().args(["run", "--quiet", "--package", "xtask", "--features", "containers", "--"]).args(args))
+}
