@@ -39,6 +39,23 @@ pub enum RuntimeError {
         /// The digest it has.
         actual: String,
     },
+    /// An image cannot be pulled.
+    #[error("cannot pull {image}: {reason}")]
+    Pull {
+        /// The image reference.
+        image: String,
+        /// Why, for people.
+        reason: String,
+    },
+    /// The source of a blob failed while it was streamed into containerd.
+    #[error("reading blob {digest} failed: {source}")]
+    Source {
+        /// The blob.
+        digest: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A container specification cannot be run.
     #[error("invalid container spec: {0}")]
     InvalidSpec(String),

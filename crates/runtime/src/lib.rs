@@ -5,6 +5,8 @@
 //! - [`containerd`]: a client for containerd 1.6+ in a namespace of our own: image import
 //!   (content store, image records, unpacking into snapshots) and containers with their
 //!   tasks (create, start, stop with a grace period, wait, remove, list);
+//! - [`registry`]: resolving and fetching images from OCI/Docker registries, which
+//!   [`containerd::Containerd::pull`] streams into containerd;
 //! - [`spec`]: the OCI runtime spec built from an image and a [`container::ContainerSpec`].
 
 pub mod container;
@@ -12,6 +14,7 @@ pub mod containerd;
 pub mod create_options;
 pub mod error;
 pub mod oci;
+pub mod registry;
 pub mod spec;
 
 pub use error::RuntimeError;

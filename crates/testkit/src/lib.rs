@@ -3,8 +3,10 @@
 
 pub mod containerd;
 pub mod eventually;
+pub mod registry;
 pub mod swtpm;
 
 pub use containerd::Containerd;
 pub use eventually::eventually;
+pub use registry::Registry;
 pub use swtpm::Swtpm;

@@ -1,10 +1,12 @@
 //! Importing images: OCI layout archive → content store → image record → unpacked
-//! snapshots, all under a lease so that containerd's garbage collector cannot take half an
+//! snapshots (pulls share the second half, [`Containerd::store_image`]), all under a lease so that containerd's garbage collector cannot take half an
 //! import. GC labels tie the manifest to its config and layers and the config to the top
 //! snapshot, so the whole image stays while the image record exists.
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use bytes::Bytes;
 
 use containerd_client::services::v1::diff_client::DiffClient;
 use containerd_client::services::v1::images_client::ImagesClient;
@@ -20,8 +22,9 @@ use containerd_client::services::v1::{
 use containerd_client::types::Descriptor as CtdDescriptor;
 
 use super::Containerd;
+use super::content::BlobWrite;
 use crate::error::RuntimeError;
-use crate::oci::{Descriptor, ImageConfig, OciLayout, chain_ids};
+use crate::oci::{Descriptor, ImageConfig, Manifest, OciLayout, chain_ids};
 
 /// An image now present in containerd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,28 +93,64 @@ impl Containerd {
     }
 
     async fn import_layout(&self, layout: &OciLayout, name: &str, lease: &str) -> Result<ImportedImage, RuntimeError> {
-        let chain = chain_ids(&layout.config.rootfs.diff_ids);
-        let top = chain.last().cloned().unwrap_or_default();
         for layer in &layout.manifest.layers {
-            self.write_blob(&layout.blob_path(&layer.digest)?, &layer.digest, layer.size, HashMap::new(), lease)
-                .await?;
+            let blob = BlobWrite { digest: &layer.digest, size: layer.size, labels: HashMap::new(), lease };
+            self.write_file(&layout.blob_path(&layer.digest)?, blob).await?;
         }
-        let config = &layout.manifest.config;
+        let read = |digest: &str| -> Result<Bytes, RuntimeError> {
+            let path = layout.blob_path(digest)?;
+            std::fs::read(&path).map(Bytes::from).map_err(RuntimeError::io(&path))
+        };
+        let config_bytes = read(&layout.manifest.config.digest)?;
+        let manifest_bytes = read(&layout.manifest_descriptor.digest)?;
+        self.store_image(
+            name,
+            &layout.manifest_descriptor,
+            manifest_bytes,
+            &layout.manifest,
+            config_bytes,
+            &layout.config,
+            lease,
+        )
+        .await
+    }
+
+    /// With the layers in the content store: writes the config and the manifest with the
+    /// labels that keep the image whole, unpacks the layers and records the image as `name`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn store_image(
+        &self,
+        name: &str,
+        manifest_descriptor: &Descriptor,
+        manifest_bytes: Bytes,
+        manifest: &Manifest,
+        config_bytes: Bytes,
+        config: &ImageConfig,
+        lease: &str,
+    ) -> Result<ImportedImage, RuntimeError> {
+        let chain = chain_ids(&config.rootfs.diff_ids);
+        let top = chain.last().cloned().unwrap_or_default();
         let config_labels =
             HashMap::from([(format!("containerd.io/gc.ref.snapshot.{}", self.snapshotter), top.clone())]);
-        self.write_blob(&layout.blob_path(&config.digest)?, &config.digest, config.size, config_labels, lease).await?;
+        let blob =
+            BlobWrite { digest: &manifest.config.digest, size: manifest.config.size, labels: config_labels, lease };
+        self.write_bytes(config_bytes, blob).await?;
         let mut manifest_labels =
-            HashMap::from([("containerd.io/gc.ref.content.config".to_owned(), config.digest.clone())]);
-        for (i, layer) in layout.manifest.layers.iter().enumerate() {
+            HashMap::from([("containerd.io/gc.ref.content.config".to_owned(), manifest.config.digest.clone())]);
+        for (i, layer) in manifest.layers.iter().enumerate() {
             manifest_labels.insert(format!("containerd.io/gc.ref.content.l.{i}"), layer.digest.clone());
         }
-        let manifest = &layout.manifest_descriptor;
-        self.write_blob(&layout.blob_path(&manifest.digest)?, &manifest.digest, manifest.size, manifest_labels, lease)
-            .await?;
+        let blob = BlobWrite {
+            digest: &manifest_descriptor.digest,
+            size: manifest_descriptor.size,
+            labels: manifest_labels,
+            lease,
+        };
+        self.write_bytes(manifest_bytes, blob).await?;
 
-        self.unpack(&layout.manifest.layers, &chain, lease).await?;
+        self.unpack(&manifest.layers, &chain, lease).await?;
 
-        let image = Image { name: name.to_owned(), target: Some(ctd(manifest)), ..Default::default() };
+        let image = Image { name: name.to_owned(), target: Some(ctd(manifest_descriptor)), ..Default::default() };
         let mut images = ImagesClient::new(self.channel.clone());
         match images
             .create(self.request(CreateImageRequest { image: Some(image.clone()), ..Default::default() }, Some(lease)))
@@ -126,11 +165,11 @@ impl Containerd {
             }
             Err(status) => return Err(RuntimeError::Containerd { operation: "create image", status }),
         }
-        tracing::info!(image = name, digest = %manifest.digest, "image imported");
+        tracing::info!(image = name, digest = %manifest_descriptor.digest, "image stored");
         Ok(ImportedImage {
             name: name.to_owned(),
-            manifest_digest: manifest.digest.clone(),
-            config: layout.config.clone(),
+            manifest_digest: manifest_descriptor.digest.clone(),
+            config: config.clone(),
             top_snapshot: top,
         })
     }

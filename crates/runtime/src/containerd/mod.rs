@@ -3,6 +3,7 @@
 mod containers;
 mod content;
 mod images;
+mod pull;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use tonic::transport::Channel;
 use crate::error::RuntimeError;
 
 pub use images::ImportedImage;
+pub use pull::PullProgress;
 
 /// containerd's usual socket.
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
