@@ -25,6 +25,8 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     /// Restart schedule.
     pub restart: RestartConfig,
+    /// Image registries.
+    pub registry: RegistryConfig,
     /// Management socket.
     pub management: ManagementConfig,
     /// Callers allowed besides root and the agent's uid.
@@ -106,6 +108,35 @@ pub struct RestartConfig {
 impl Default for RestartConfig {
     fn default() -> Self {
         Self { cool_off_unit_secs: 10, max_cool_off_secs: 300, max_restarts: 20, healthy_after_secs: 600 }
+    }
+}
+
+/// `[registry]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Registries (`host[:port]`) reached over plain HTTP besides loopback ones.
+    pub insecure: Vec<String>,
+    /// Seconds allowed to connect.
+    pub connect_timeout_secs: u64,
+    /// Seconds a download may stall before it fails.
+    pub read_timeout_secs: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { insecure: Vec::new(), connect_timeout_secs: 10, read_timeout_secs: 30 }
+    }
+}
+
+impl RegistryConfig {
+    /// As the runtime's registry settings.
+    pub fn settings(&self) -> outpost_runtime::registry::RegistrySettings {
+        outpost_runtime::registry::RegistrySettings {
+            insecure: self.insecure.clone(),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            read_timeout: Duration::from_secs(self.read_timeout_secs),
+        }
     }
 }
 

@@ -6,17 +6,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outpost_core::ModuleId;
-use outpost_core::manifest::{DeploymentManifest, DesiredStatus, ModuleSpec};
+use outpost_core::manifest::{DeploymentManifest, DesiredStatus, ModuleSpec, RegistryCredential};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::deployment::{DeploymentError, DeploymentStore};
+use crate::pulls::{PullState, PullWatch, Pulls};
 use crate::reconcile::Reconciler;
 use crate::status::{ModuleStatus, statuses};
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Azure's `lastDesiredStatus`: how the last desired deployment fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastDesiredStatus {
+    /// 200 applied, 400 invalid manifest, 412 unsupported schema version, 417 no deployment,
+    /// 500 a module's steps failed.
+    pub code: u16,
+    /// For people.
+    pub description: String,
+}
+
+impl LastDesiredStatus {
+    fn of_rejection(error: &DeploymentError) -> Self {
+        let schema = matches!(error, DeploymentError::Invalid(e)
+            if e.problems.iter().any(|p| p.path.to_string().ends_with(".schemaVersion")));
+        Self { code: if schema { 412 } else { 400 }, description: error.to_string() }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -34,23 +53,31 @@ pub struct Agent {
     desired: std::sync::Mutex<Desired>,
     reconciler: Mutex<Reconciler>,
     statuses: std::sync::Mutex<Vec<ModuleStatus>>,
-    wake: Notify,
+    last_desired: std::sync::Mutex<LastDesiredStatus>,
+    pulls: Arc<Pulls>,
+    wake: Arc<Notify>,
 }
 
 impl Agent {
     /// An agent with the deployment in `store` (loaded now) driving `reconciler`.
     pub fn new(store: DeploymentStore, reconciler: Reconciler) -> Result<Self, DeploymentError> {
         let mut desired = Desired::default();
+        let mut last = LastDesiredStatus { code: 417, description: "no deployment has been applied".into() };
         if let Some((text, manifest)) = store.load()? {
             desired.text = text;
             desired.manifest = Some(manifest);
+            last = LastDesiredStatus { code: 200, description: "being applied".into() };
         }
+        let pulls = reconciler.pulls().clone();
+        let wake = pulls.waker();
         Ok(Self {
             store,
             desired: std::sync::Mutex::new(desired),
             reconciler: Mutex::new(reconciler),
             statuses: std::sync::Mutex::new(Vec::new()),
-            wake: Notify::new(),
+            last_desired: std::sync::Mutex::new(last),
+            pulls,
+            wake,
         })
     }
 
@@ -60,13 +87,23 @@ impl Agent {
 
     /// Validates, persists and schedules `text`; returns the number of modules.
     pub fn apply(&self, text: &str) -> Result<usize, DeploymentError> {
-        let manifest = self.store.apply(text)?;
+        let manifest = match self.store.apply(text) {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                if matches!(error, DeploymentError::Invalid(_)) {
+                    self.set_last_desired(LastDesiredStatus::of_rejection(&error));
+                }
+                return Err(error);
+            }
+        };
         let modules = manifest.agent.modules.len();
         let mut desired = self.lock();
         desired.text = text.to_owned();
         desired.manifest = Some(manifest);
         desired.stopped.clear();
         drop(desired);
+        self.set_last_desired(LastDesiredStatus { code: 200, description: "being applied".into() });
+        self.pulls.forget_failures();
         self.wake.notify_one();
         Ok(modules)
     }
@@ -81,7 +118,7 @@ impl Agent {
         self.lock().manifest.as_ref().is_some_and(|m| m.agent.modules.contains_key(module))
     }
 
-    fn desired_modules(&self) -> BTreeMap<ModuleId, ModuleSpec> {
+    fn desired_modules(&self) -> (BTreeMap<ModuleId, ModuleSpec>, Vec<RegistryCredential>) {
         let desired = self.lock();
         let mut modules = desired.manifest.as_ref().map(|m| m.agent.modules.clone()).unwrap_or_default();
         for module in &desired.stopped {
@@ -89,7 +126,35 @@ impl Agent {
                 spec.status = DesiredStatus::Stopped;
             }
         }
-        modules
+        let credentials = desired
+            .manifest
+            .as_ref()
+            .map(|m| m.agent.runtime.registry_credentials.values().cloned().collect())
+            .unwrap_or_default();
+        (modules, credentials)
+    }
+
+    /// The registry credentials of the applied deployment.
+    pub fn registry_credentials(&self) -> Vec<RegistryCredential> {
+        self.desired_modules().1
+    }
+
+    /// Starts pulling `image` now, whatever its cool-off, and follows it.
+    pub fn pull_image(&self, image: &str) -> Result<PullWatch, String> {
+        let credentials = self.registry_credentials();
+        if let PullState::Failed { reason, .. } = self.pulls.ensure(image, &credentials, now(), true) {
+            return Err(reason);
+        }
+        self.pulls.watch(image).ok_or_else(|| format!("the pull of {image} ended at once; see the agent's log"))
+    }
+
+    /// How the last desired deployment fared.
+    pub fn last_desired_status(&self) -> LastDesiredStatus {
+        self.last_desired.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_last_desired(&self, status: LastDesiredStatus) {
+        *self.last_desired.lock().unwrap_or_else(|p| p.into_inner()) = status;
     }
 
     /// Marks `module` stopped (or not) by the operator.
@@ -109,18 +174,34 @@ impl Agent {
 
     /// Runs one reconcile pass now and records the statuses.
     pub async fn pass(&self) {
-        let desired = self.desired_modules();
+        let (desired, credentials) = self.desired_modules();
+        let deployed = self.lock().manifest.is_some();
         let mut reconciler = self.reconciler.lock().await;
         let now = now();
-        match reconciler.reconcile(&desired, now).await {
-            Ok(report) => match reconciler.observe(now).await {
-                Ok(observed) => {
-                    let current = statuses(&desired, &observed, &report.plan, &report.failures);
-                    *self.statuses.lock().unwrap_or_else(|p| p.into_inner()) = current;
+        match reconciler.reconcile(&desired, &credentials, now).await {
+            Ok(report) => {
+                if deployed && self.last_desired_status().code != 400 && self.last_desired_status().code != 412 {
+                    self.set_last_desired(match report.first_failure() {
+                        Some((module, reason)) => {
+                            LastDesiredStatus { code: 500, description: format!("module {module}: {reason}") }
+                        }
+                        None => LastDesiredStatus { code: 200, description: String::new() },
+                    });
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot observe containers after a pass"),
-            },
-            Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
+                match reconciler.observe(now).await {
+                    Ok(observed) => {
+                        let current = statuses(&desired, &observed, &report);
+                        *self.statuses.lock().unwrap_or_else(|p| p.into_inner()) = current;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot observe containers after a pass"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reconcile pass failed; retrying");
+                if deployed {
+                    self.set_last_desired(LastDesiredStatus { code: 500, description: e.to_string() });
+                }
+            }
         }
     }
 

@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 
 use crate::daemon::Agent;
 use crate::deployment::DeploymentError;
+use crate::pulls::PullWatch;
 use crate::status::ModuleStatus;
+use outpost_runtime::containerd::PullProgress;
 
 /// The gRPC face of the agent.
 #[derive(Debug, Clone)]
@@ -55,8 +57,50 @@ fn to_pb(status: ModuleStatus) -> pb::ModuleStatus {
         status_description: status.description,
         exit_code: status.exit_code,
         restart_count: status.restart_count,
+        last_start_time: status.start_time.map(|t| outpost_core::time::rfc3339(t as i64)).unwrap_or_default(),
+        last_exit_time: status.exit_time.map(|t| outpost_core::time::rfc3339(t as i64)).unwrap_or_default(),
+        image_digest: status.image_digest,
     }
 }
+
+fn progress_pb(progress: &PullProgress, digest: String) -> pb::PullImageProgress {
+    pb::PullImageProgress {
+        layers_total: progress.layers_total as u32,
+        layers_done: progress.layers_done as u32,
+        bytes_total: progress.bytes_total,
+        bytes_done: progress.bytes_done,
+        digest,
+    }
+}
+
+/// Progress messages until the pull ends: its digest, or its failure as the stream's error.
+fn progress_stream(watch: PullWatch) -> ProgressStream {
+    let stream = futures::stream::unfold(Some(watch), |state| async move {
+        let mut watch = state?;
+        loop {
+            let outcome = watch.outcome.borrow_and_update().clone();
+            if let Some(outcome) = outcome {
+                let last = match outcome {
+                    Ok(digest) => Ok(progress_pb(&watch.progress.borrow(), digest)),
+                    Err(reason) => Err(Status::unavailable(reason)),
+                };
+                return Some((last, None));
+            }
+            tokio::select! {
+                changed = watch.progress.changed() => if changed.is_ok() {
+                    let message = progress_pb(&watch.progress.borrow_and_update(), String::new());
+                    return Some((Ok(message), Some(watch)));
+                },
+                changed = watch.outcome.changed() => if changed.is_err() {
+                    return Some((Err(Status::aborted("the pull was cancelled")), None));
+                },
+            }
+        }
+    });
+    Box::pin(stream)
+}
+
+type ProgressStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::PullImageProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::agent_server::Agent for AgentGrpc {
@@ -78,7 +122,11 @@ impl pb::agent_server::Agent for AgentGrpc {
         &self,
         _: Request<pb::GetDeploymentRequest>,
     ) -> Result<Response<pb::GetDeploymentResponse>, Status> {
-        Ok(Response::new(pb::GetDeploymentResponse { manifest_json: self.agent.deployment_text() }))
+        let last = self.agent.last_desired_status();
+        Ok(Response::new(pb::GetDeploymentResponse {
+            manifest_json: self.agent.deployment_text(),
+            last_desired_status: Some(pb::LastDesiredStatus { code: last.code.into(), description: last.description }),
+        }))
     }
 
     async fn list_modules(
@@ -87,6 +135,23 @@ impl pb::agent_server::Agent for AgentGrpc {
     ) -> Result<Response<pb::ListModulesResponse>, Status> {
         let modules = self.agent.statuses().into_iter().map(to_pb).collect();
         Ok(Response::new(pb::ListModulesResponse { modules }))
+    }
+
+    async fn get_module(&self, req: Request<pb::ModuleRequest>) -> Result<Response<pb::ModuleStatus>, Status> {
+        let id = req.into_inner().module_id;
+        let module = ModuleId::new(id).map_err(|e| Status::invalid_argument(format!("module_id: {e}")))?;
+        self.status_of(&module)
+    }
+
+    type PullImageStream = ProgressStream;
+
+    async fn pull_image(&self, req: Request<pb::PullImageRequest>) -> Result<Response<Self::PullImageStream>, Status> {
+        let image = req.into_inner().image;
+        if image.is_empty() {
+            return Err(Status::invalid_argument("image: give an image reference"));
+        }
+        let watch = self.agent.pull_image(&image).map_err(Status::failed_precondition)?;
+        Ok(Response::new(progress_stream(watch)))
     }
 
     async fn start_module(&self, req: Request<pb::ModuleRequest>) -> Result<Response<pb::ModuleStatus>, Status> {

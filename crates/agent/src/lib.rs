@@ -4,7 +4,7 @@
 //! - [`planner`] (desired deployment + observed containers → ordered plan) and [`restart`]
 //!   (restart policies and the cool-off schedule): the sans-IO core;
 //! - [`module_container`]: a module as a container (IOTEDGE_* environment, workload socket);
-//! - [`reconcile`]: one pass over containerd; [`daemon`]: the loop, deployment and overrides;
+//! - [`reconcile`]: one pass over containerd, with images from [`pulls`] (in the background); [`daemon`]: the loop, deployment and overrides;
 //! - [`grpc`]: the management API `outpost.agent.v1`; [`run`] serves it all.
 
 pub mod config;
@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod identity;
 pub mod module_container;
 pub mod planner;
+pub mod pulls;
 pub mod reconcile;
 pub mod restart;
 pub mod status;
@@ -90,12 +91,21 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         outpost_runtime::containerd::Containerd::connect(&config.containerd.socket, &config.containerd.namespace)
             .await?;
     let device = device_context(&config).await?;
+    let restart = config.restart.settings();
+    let pulls = pulls::Pulls::new(
+        runtime.clone(),
+        config.registry.settings(),
+        restart.cool_off_unit,
+        restart.max_cool_off,
+        Arc::default(),
+    );
     let reconciler = Reconciler::new(
         runtime,
         identity::IdentityService::new(&config.paths.identity_socket),
         device,
         config.paths.log_dir.clone(),
-        config.restart.settings(),
+        restart,
+        pulls,
     );
     let store = DeploymentStore::new(&config.paths.state_dir.join("deployment.json"));
     let agent = Arc::new(Agent::new(store, reconciler)?);

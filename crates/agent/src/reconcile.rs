@@ -1,13 +1,15 @@
 //! One reconcile pass: observe the agent's containers, plan, execute the plan in order.
 //! A failing step fails its module, not the pass: the other modules still get their steps,
-//! and the failure is reported and retried on the next pass.
+//! and the failure is reported and retried on the next pass. Images are pulled in the
+//! background ([`Pulls`]); modules waiting for one are skipped until it is there.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use outpost_core::ModuleId;
-use outpost_core::manifest::ModuleSpec;
+use outpost_core::manifest::{ModuleSpec, RegistryCredential};
 use outpost_runtime::container::TaskState;
 use outpost_runtime::containerd::Containerd;
 
@@ -16,18 +18,49 @@ use crate::module_container::{
     DeviceContext, LABEL_CONFIG, LABEL_MODULE, LABEL_OWNER, OWNER, container_spec, hosts_file,
 };
 use crate::planner::{ObservedModule, ObservedState, Plan, Step, plan};
+use crate::pulls::{PullState, Pulls};
 use crate::restart::{RestartSettings, RestartStats};
 
 /// How long a module gets to stop after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a module's steps did not run in a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// Its image is downloading; the text says how far.
+    Pulling(String),
+    /// Its image could not be pulled; retried at `retry_at`.
+    PullFailed {
+        /// Why.
+        reason: String,
+        /// Seconds since the epoch.
+        retry_at: u64,
+    },
+    /// A step failed; retried on the next pass.
+    Failed(String),
+}
 
 /// The outcome of a pass.
 #[derive(Debug, Default)]
 pub struct PassReport {
     /// The plan that was executed.
     pub plan: Plan,
-    /// Modules whose steps failed, with the reason.
-    pub failures: BTreeMap<ModuleId, String>,
+    /// Modules whose steps did not (all) run, with the reason.
+    pub blocked: BTreeMap<ModuleId, Blocked>,
+    /// Manifest digests of the desired images that are present.
+    pub image_digests: BTreeMap<String, String>,
+    /// When each module last started (seconds since the epoch), as far as the agent knows.
+    pub started: BTreeMap<ModuleId, u64>,
+}
+
+impl PassReport {
+    /// The first failure, for the deployment's status (pulls in progress are not failures).
+    pub fn first_failure(&self) -> Option<(&ModuleId, String)> {
+        self.blocked.iter().find_map(|(module, blocked)| match blocked {
+            Blocked::Pulling(_) => None,
+            Blocked::PullFailed { reason, .. } | Blocked::Failed(reason) => Some((module, reason.clone())),
+        })
+    }
 }
 
 /// The reconcile engine with its in-memory restart statistics.
@@ -40,19 +73,37 @@ pub struct Reconciler {
     settings: RestartSettings,
     stats: HashMap<ModuleId, RestartStats>,
     running_since: HashMap<ModuleId, u64>,
+    last_started: HashMap<ModuleId, u64>,
+    pulls: Arc<Pulls>,
 }
 
 impl Reconciler {
-    /// An engine driving `runtime`, with identities from `identity`; module logs go to
-    /// `{log_dir}/{module}.log`.
+    /// An engine driving `runtime`, with identities from `identity` and images from `pulls`;
+    /// module logs go to `{log_dir}/{module}.log`.
     pub fn new(
         runtime: Containerd,
         identity: IdentityService,
         device: DeviceContext,
         log_dir: PathBuf,
         settings: RestartSettings,
+        pulls: Pulls,
     ) -> Self {
-        Self { runtime, identity, device, log_dir, settings, stats: HashMap::new(), running_since: HashMap::new() }
+        Self {
+            runtime,
+            identity,
+            device,
+            log_dir,
+            settings,
+            stats: HashMap::new(),
+            running_since: HashMap::new(),
+            last_started: HashMap::new(),
+            pulls: Arc::new(pulls),
+        }
+    }
+
+    /// The image pulls.
+    pub fn pulls(&self) -> &Arc<Pulls> {
+        &self.pulls
     }
 
     /// The log file of `module`.
@@ -71,6 +122,7 @@ impl Reconciler {
                 TaskState::NoTask | TaskState::Created => ObservedState::Created,
                 TaskState::Running { .. } => {
                     let since = *self.running_since.entry(module.clone()).or_insert(now);
+                    self.last_started.entry(module.clone()).or_insert(since);
                     ObservedState::Running { since }
                 }
                 TaskState::Stopped { exit_code, exited_at } => {
@@ -93,10 +145,12 @@ impl Reconciler {
         Ok(observed)
     }
 
-    /// Runs one pass towards `desired` at time `now` (seconds since the epoch).
+    /// Runs one pass towards `desired` at time `now` (seconds since the epoch), pulling
+    /// images with `credentials`.
     pub async fn reconcile(
         &mut self,
         desired: &BTreeMap<ModuleId, ModuleSpec>,
+        credentials: &[RegistryCredential],
         now: u64,
     ) -> Result<PassReport, outpost_runtime::RuntimeError> {
         let hosts = &self.device.hosts_file;
@@ -110,58 +164,57 @@ impl Reconciler {
         }
 
         let observed = self.observe(now).await?;
-        let mut present = HashMap::new();
+        let mut image_digests = BTreeMap::new();
         for spec in desired.values() {
-            if !present.contains_key(&spec.image) {
-                let found = self.runtime.image_digest(&spec.image).await?.is_some();
-                present.insert(spec.image.clone(), found);
+            if !image_digests.contains_key(&spec.image)
+                && let Some(digest) = self.runtime.image_digest(&spec.image).await?
+            {
+                image_digests.insert(spec.image.clone(), digest);
             }
         }
-        let plan =
-            plan(desired, &observed, &|image: &str| present.get(image).copied().unwrap_or(false), &self.settings, now);
-        let mut failures: BTreeMap<ModuleId, String> = BTreeMap::new();
+        let plan = plan(desired, &observed, &|image: &str| image_digests.contains_key(image), &self.settings, now);
+        let mut blocked: BTreeMap<ModuleId, Blocked> = BTreeMap::new();
         for step in &plan.steps {
             let module = match step {
-                Step::Pull { .. } => None,
+                Step::Pull { image } => {
+                    // Pulls run in the background; the modules that need the image wait
+                    // (a running one keeps running on its current image meanwhile).
+                    let why = match self.pulls.ensure(image, credentials, now, false) {
+                        PullState::Pulling(progress) => Blocked::Pulling(progress),
+                        PullState::Failed { reason, retry_at } => Blocked::PullFailed { reason, retry_at },
+                    };
+                    for (m, _) in desired.iter().filter(|(_, s)| &s.image == image) {
+                        blocked.insert(m.clone(), why.clone());
+                    }
+                    continue;
+                }
                 Step::Stop { module }
                 | Step::Remove { module }
                 | Step::Create { module }
-                | Step::Start { module, .. } => Some(module),
+                | Step::Start { module, .. } => module,
             };
-            if module.is_some_and(|m| failures.contains_key(m)) {
+            if blocked.contains_key(module) {
                 continue;
             }
             if let Err(reason) = self.execute(step, desired, now).await {
                 tracing::warn!(?step, %reason, "reconcile step failed");
-                match module {
-                    Some(m) => {
-                        failures.insert(m.clone(), reason);
-                    }
-                    None => {
-                        // A failed pull fails every module that needs the image.
-                        if let Step::Pull { image } = step {
-                            for (m, _) in desired.iter().filter(|(_, s)| &s.image == image) {
-                                failures.insert(m.clone(), reason.clone());
-                            }
-                        }
-                    }
-                }
+                blocked.insert(module.clone(), Blocked::Failed(reason));
             }
         }
-        Ok(PassReport { plan, failures })
+        let started = self.last_started.iter().map(|(m, t)| (m.clone(), *t)).collect();
+        Ok(PassReport { plan, blocked, image_digests, started })
     }
 
     async fn execute(&mut self, step: &Step, desired: &BTreeMap<ModuleId, ModuleSpec>, now: u64) -> Result<(), String> {
         match step {
-            Step::Pull { image } => {
-                Err(format!("image {image} is not present and registry pulls are not available yet; import it"))
-            }
+            Step::Pull { .. } => Ok(()),
             Step::Stop { module } => {
                 self.runtime.stop(module.as_str(), STOP_GRACE).await.map(|_| ()).map_err(|e| e.to_string())
             }
             Step::Remove { module } => {
                 self.runtime.remove(module.as_str()).await.map_err(|e| e.to_string())?;
                 self.running_since.remove(module);
+                self.last_started.remove(module);
                 if !desired.contains_key(module) {
                     self.stats.remove(module);
                     self.identity.remove(module).await.map_err(|e| e.to_string())?;
@@ -177,6 +230,7 @@ impl Reconciler {
             Step::Start { module, restart } => {
                 self.runtime.start(module.as_str(), &self.log_path(module)).await.map_err(|e| e.to_string())?;
                 self.running_since.insert(module.clone(), now);
+                self.last_started.insert(module.clone(), now);
                 if *restart {
                     self.stats.entry(module.clone()).or_default().restarted(now);
                 }
@@ -197,6 +251,7 @@ impl Reconciler {
         self.runtime.stop(module.as_str(), STOP_GRACE).await?;
         self.runtime.start(module.as_str(), &self.log_path(module)).await?;
         self.running_since.insert(module.clone(), now);
+        self.last_started.insert(module.clone(), now);
         Ok(())
     }
 }

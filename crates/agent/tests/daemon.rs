@@ -9,9 +9,13 @@ mod support;
 use std::time::Duration;
 
 use outpost_agent::config::Config;
+use outpost_core::manifest::RegistryCredential;
 use outpost_proto::agent::v1 as pb;
 use outpost_proto::agent::v1::agent_client::AgentClient;
-use support::{Setup, manifest_json, pid, setup};
+use outpost_runtime::oci::digest;
+use outpost_runtime::registry::{RegistryClient, RegistrySettings};
+use outpost_testkit::Registry;
+use support::{IMAGE, Setup, busybox, manifest_json, pid, setup};
 use tokio_util::sync::CancellationToken;
 
 const LOOP: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
@@ -135,5 +139,92 @@ async fn crashing_modules_show_backoff_with_the_reason() {
     let status = client.list_modules(pb::ListModulesRequest {}).await.unwrap().into_inner().modules.remove(0);
     assert!(status.status_description.starts_with("exited with 2; restarting at "), "{}", status.status_description);
     assert_eq!(status.exit_code, 2);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn modules_are_pulled_from_a_registry_with_the_deployments_credentials() {
+    let env = setup().await;
+    let registry = Registry::start_with_login("puller", "s3cret");
+    let image = format!("{}/modules/sensor:1", registry.address());
+    let built = busybox("sensor 1\n");
+    let login = |password: &str| RegistryCredential {
+        address: registry.address().into(),
+        username: "puller".into(),
+        password: password.into(),
+    };
+    RegistryClient::new(&image, &RegistrySettings::default(), &[login("s3cret")]).unwrap().push(&built).await.unwrap();
+    let with = |password: &str| {
+        let credentials =
+            serde_json::json!({"private": {"address": registry.address(), "username": "puller", "password": password}});
+        manifest_json(&[("sensor", 1, LOOP, "always")]).replace(IMAGE, &image).replace(
+            r#""runtime": {"type": "docker", "settings": {}}"#,
+            &format!(r#""runtime": {{"type": "docker", "settings": {{"registryCredentials": {credentials}}}}}"#),
+        )
+    };
+    let daemon = start(config(&env)).await;
+    let mut client = daemon.client().await;
+    let last_desired = |client: &mut AgentClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move {
+            client.get_deployment(pb::GetDeploymentRequest {}).await.unwrap().into_inner().last_desired_status.unwrap()
+        }
+    };
+    assert_eq!(last_desired(&mut client).await.code, 417, "nothing deployed yet");
+
+    // Wrong password: the module backs off with the registry's answer, the deployment is 500.
+    client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: with("wrong") }).await.unwrap();
+    until(&mut client, &[("sensor", "backoff")]).await;
+    let status = client.get_module(pb::ModuleRequest { module_id: "sensor".into() }).await.unwrap().into_inner();
+    assert!(status.status_description.contains("registryCredentials"), "{}", status.status_description);
+    assert!(!status.status_description.contains("wrong"), "{}", status.status_description);
+    let last = last_desired(&mut client).await;
+    assert_eq!(last.code, 500, "{last:?}");
+
+    // The right one: pulled at once (a new deployment retries failed pulls) and running.
+    client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: with("s3cret") }).await.unwrap();
+    until(&mut client, &[("sensor", "running")]).await;
+    let status = client.get_module(pb::ModuleRequest { module_id: "sensor".into() }).await.unwrap().into_inner();
+    assert_eq!(status.image_digest, digest(&built.manifest));
+    assert!(!status.last_start_time.is_empty());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while last_desired(&mut client).await.code != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", last_desired(&mut client).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // PullImage streams progress and ends with the digest, or fails with the reason.
+    let second = format!("{}/modules/sensor:2", registry.address());
+    let built2 = busybox("sensor 2\n");
+    RegistryClient::new(&second, &RegistrySettings::default(), &[login("s3cret")])
+        .unwrap()
+        .push(&built2)
+        .await
+        .unwrap();
+    let mut stream = client.pull_image(pb::PullImageRequest { image: second.clone() }).await.unwrap().into_inner();
+    let mut messages = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        messages.push(message);
+    }
+    let final_message = messages.last().unwrap();
+    assert_eq!(final_message.digest, digest(&built2.manifest));
+    assert_eq!(final_message.bytes_done, final_message.bytes_total);
+    assert_eq!(env.client.image_digest(&second).await.unwrap(), Some(digest(&built2.manifest)));
+    let missing = format!("{}/modules/sensor:404", registry.address());
+    let mut stream = client.pull_image(pb::PullImageRequest { image: missing }).await.unwrap().into_inner();
+    let error = loop {
+        match stream.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a missing tag cannot be pulled"),
+            Err(status) => break status,
+        }
+    };
+    assert!(error.message().contains("not found"), "{}", error.message());
+
+    // A manifest with an unsupported schema version is refused (412); the module stays.
+    let bad = with("s3cret").replacen(r#""schemaVersion": "1.1""#, r#""schemaVersion": "9.0""#, 1);
+    client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: bad }).await.unwrap_err();
+    assert_eq!(last_desired(&mut client).await.code, 412);
+    until(&mut client, &[("sensor", "running")]).await;
     daemon.stop().await;
 }

@@ -23,8 +23,8 @@ const SERVE: &str = "test -S /var/run/iotedge/workload.sock && echo socket-ok; g
 async fn deployments_are_applied_changed_and_removed() {
     let mut s = setup().await;
     let desired = manifest(&[("first", 0, SERVE, "always"), ("second", 5, SERVE, "always")]);
-    let report = s.reconciler.reconcile(&desired, now()).await.unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let report = s.reconciler.reconcile(&desired, &[], now()).await.unwrap();
+    assert!(report.blocked.is_empty(), "{:?}", report.blocked);
     let creates: Vec<&Step> = report.plan.steps.iter().filter(|s| matches!(s, Step::Create { .. })).collect();
     assert_eq!(
         creates,
@@ -42,20 +42,20 @@ async fn deployments_are_applied_changed_and_removed() {
     let (first_pid, second_pid) = (pid(&s.client, "first").await.unwrap(), pid(&s.client, "second").await.unwrap());
 
     // Nothing changed: nothing happens.
-    let report = s.reconciler.reconcile(&desired, now()).await.unwrap();
+    let report = s.reconciler.reconcile(&desired, &[], now()).await.unwrap();
     assert!(report.plan.steps.is_empty(), "{:?}", report.plan.steps);
 
     // Change one module: only that one is recreated.
     let changed =
         manifest(&[("first", 0, SERVE, "always"), ("second", 5, &format!("echo changed; {SERVE}"), "always")]);
-    let report = s.reconciler.reconcile(&changed, now()).await.unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let report = s.reconciler.reconcile(&changed, &[], now()).await.unwrap();
+    assert!(report.blocked.is_empty(), "{:?}", report.blocked);
     assert_eq!(pid(&s.client, "first").await, Some(first_pid), "first untouched");
     assert_ne!(pid(&s.client, "second").await, Some(second_pid), "second recreated");
 
     // Remove one: its container and identity are gone.
     let fewer = manifest(&[("first", 0, SERVE, "always")]);
-    s.reconciler.reconcile(&fewer, now()).await.unwrap();
+    s.reconciler.reconcile(&fewer, &[], now()).await.unwrap();
     let ids: Vec<String> =
         s.client.list("io.outpost.owner", "outpost-agent").await.unwrap().into_iter().map(|c| c.id).collect();
     assert_eq!(ids, ["first"]);
@@ -67,7 +67,7 @@ async fn deployments_are_applied_changed_and_removed() {
     let names: Vec<&str> = modules.iter().map(|m| m.module_id.as_str()).collect();
     assert_eq!(names, ["first"]);
 
-    s.reconciler.reconcile(&BTreeMap::new(), now()).await.unwrap();
+    s.reconciler.reconcile(&BTreeMap::new(), &[], now()).await.unwrap();
     assert!(s.client.list("io.outpost.owner", "outpost-agent").await.unwrap().is_empty());
 }
 
@@ -76,7 +76,7 @@ async fn crashing_modules_are_restarted_after_their_cool_off() {
     let mut s = setup().await;
     let desired = manifest(&[("crasher", 1, "echo started; exit 1", "always"), ("quitter", 1, "exit 0", "on-failure")]);
     let t0 = now();
-    s.reconciler.reconcile(&desired, t0).await.unwrap();
+    s.reconciler.reconcile(&desired, &[], t0).await.unwrap();
     let client = s.client.clone();
     assert_eq!(client.wait("crasher").await.unwrap(), 1);
     assert_eq!(client.wait("quitter").await.unwrap(), 0);
@@ -86,12 +86,12 @@ async fn crashing_modules_are_restarted_after_their_cool_off() {
         TaskState::Stopped { exited_at, .. } => exited_at,
         other => panic!("{other:?}"),
     };
-    let report = s.reconciler.reconcile(&desired, exited + 5).await.unwrap();
+    let report = s.reconciler.reconcile(&desired, &[], exited + 5).await.unwrap();
     assert_eq!(report.plan.backoff.get(&id("crasher")), Some(&(exited + 10)));
     assert!(report.plan.steps.is_empty(), "{:?}", report.plan.steps);
 
     // After it: restarted and counted; the clean exit under on-failure stays down.
-    let report = s.reconciler.reconcile(&desired, exited + 10).await.unwrap();
+    let report = s.reconciler.reconcile(&desired, &[], exited + 10).await.unwrap();
     assert_eq!(report.plan.steps, [Step::Start { module: id("crasher"), restart: true }]);
     assert_eq!(s.reconciler.stats(&id("crasher")).restart_count, 1);
     assert_eq!(client.wait("crasher").await.unwrap(), 1);

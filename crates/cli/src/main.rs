@@ -40,8 +40,24 @@ enum Command {
         #[arg(long, short = 'f')]
         file: PathBuf,
     },
+    /// How the last deployment fared (Azure's lastDesiredStatus), or its manifest.
+    Deployment {
+        /// Print the applied manifest JSON instead.
+        #[arg(long)]
+        manifest: bool,
+    },
     /// List modules with their status.
     List,
+    /// Show one module in full: status, times, image digest.
+    Show {
+        /// The module.
+        module: String,
+    },
+    /// Pull an image now, with progress (the deployment's registry credentials apply).
+    Pull {
+        /// Image reference, e.g. 127.0.0.1:5000/sensor:1.
+        image: String,
+    },
     /// Start a stopped module.
     Start {
         /// The module.
@@ -73,7 +89,12 @@ fn main() -> std::process::ExitCode {
             Command::Identity(cmd) => commands::identity::run(cmd, &cli.identity_socket, cli.output).await,
             Command::Check(args) => commands::check::run(args, &cli.identity_socket, cli.output).await,
             Command::Deploy { file } => commands::modules::deploy(&file, &cli.agent_socket, cli.output).await,
+            Command::Deployment { manifest } => {
+                commands::modules::deployment(manifest, &cli.agent_socket, cli.output).await
+            }
             Command::List => commands::modules::list(&cli.agent_socket, cli.output).await,
+            Command::Show { module } => commands::modules::show(module, &cli.agent_socket, cli.output).await,
+            Command::Pull { image } => commands::images::pull(image, &cli.agent_socket, cli.output).await,
             Command::Start { module } => {
                 commands::modules::control(Action::Start, module, &cli.agent_socket, cli.output).await
             }

@@ -8,13 +8,15 @@ use std::path::Path;
 
 use outpost_agent::identity::IdentityService;
 use outpost_agent::module_container::DeviceContext;
+use outpost_agent::pulls::Pulls;
 use outpost_agent::reconcile::Reconciler;
 use outpost_agent::restart::RestartSettings;
 use outpost_core::manifest::{DeploymentManifest, ModuleSpec};
 use outpost_core::{DeviceId, ModuleId};
 use outpost_runtime::container::TaskState;
 use outpost_runtime::containerd::Containerd as Client;
-use outpost_runtime::oci::{ImageBuilder, write_archive};
+use outpost_runtime::oci::{BuiltImage, ImageBuilder, write_archive};
+use outpost_runtime::registry::RegistrySettings;
 use outpost_testkit::Containerd;
 use tokio_util::sync::CancellationToken;
 
@@ -37,17 +39,23 @@ impl Drop for Setup {
     }
 }
 
+/// A busybox image running `sh -c`, with `/etc/motd` holding `motd` (to tell images apart).
+pub fn busybox(motd: &str) -> BuiltImage {
+    ImageBuilder::new()
+        .file("/bin/busybox", Path::new("/bin/busybox"))
+        .unwrap()
+        .symlink("/bin/sh", "/bin/busybox")
+        .bytes("/etc/motd", motd.as_bytes().to_vec(), 0o644)
+        .entrypoint(&["/bin/sh", "-c"])
+        .build()
+        .unwrap()
+}
+
 pub async fn setup() -> Setup {
     let containerd = Containerd::start();
     let client = Client::connect(&containerd.socket(), containerd.namespace()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let image = ImageBuilder::new()
-        .file("/bin/busybox", Path::new("/bin/busybox"))
-        .unwrap()
-        .symlink("/bin/sh", "/bin/busybox")
-        .entrypoint(&["/bin/sh", "-c"])
-        .build()
-        .unwrap();
+    let image = busybox("");
     let archive = dir.path().join("busybox.tar");
     write_archive(&image, IMAGE, &archive).unwrap();
     client.import_archive(&archive, None).await.unwrap();
@@ -67,12 +75,21 @@ pub async fn setup() -> Setup {
         api_version: "2022-08-03".into(),
     };
     let logs = dir.path().join("logs");
+    let settings = RestartSettings::default();
+    let pulls = Pulls::new(
+        client.clone(),
+        RegistrySettings::default(),
+        settings.cool_off_unit,
+        settings.max_cool_off,
+        Default::default(),
+    );
     let reconciler = Reconciler::new(
         client.clone(),
         IdentityService::new(&config.paths.socket),
         device,
         logs.clone(),
-        RestartSettings::default(),
+        settings,
+        pulls,
     );
     Setup {
         containerd,

@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod identity;
+pub mod images;
 pub mod modules;

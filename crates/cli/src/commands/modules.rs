@@ -1,5 +1,5 @@
-//! `outpost deploy -f FILE`, `outpost list`, `outpost start|stop|restart MODULE`: the agent's
-//! management API.
+//! `outpost deploy -f FILE`, `outpost deployment`, `outpost list`, `outpost show MODULE`,
+//! `outpost start|stop|restart MODULE`: the agent's management API.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,7 +22,7 @@ pub enum Action {
     Restart,
 }
 
-async fn client(socket: &Path) -> anyhow::Result<AgentClient<tonic::transport::Channel>> {
+pub(crate) async fn client(socket: &Path) -> anyhow::Result<AgentClient<tonic::transport::Channel>> {
     let channel = outpost_rpc::connect(socket)
         .await
         .with_context(|| format!("is outpost-agent running? (socket {})", socket.display()))?;
@@ -38,6 +38,9 @@ struct Row {
     restarts: u32,
     exit_code: i32,
     image: String,
+    image_digest: String,
+    last_start_time: String,
+    last_exit_time: String,
 }
 
 impl From<pb::ModuleStatus> for Row {
@@ -50,6 +53,9 @@ impl From<pb::ModuleStatus> for Row {
             restarts: m.restart_count,
             exit_code: m.exit_code,
             image: m.image,
+            image_digest: m.image_digest,
+            last_start_time: m.last_start_time,
+            last_exit_time: m.last_exit_time,
         }
     }
 }
@@ -96,6 +102,64 @@ pub async fn deploy(file: &PathBuf, socket: &Path, format: Format) -> anyhow::Re
 pub async fn list(socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let modules = client(socket).await?.list_modules(pb::ListModulesRequest {}).await?.into_inner().modules;
     print(modules.into_iter().map(Row::from).collect(), format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outpost show MODULE`: one module in full.
+pub async fn show(module: String, socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let status = client(socket).await?.get_module(pb::ModuleRequest { module_id: module }).await?.into_inner();
+    let row = Row::from(status);
+    match format {
+        Format::Json => output::json(&row)?,
+        Format::Table => {
+            let or_dash = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
+            let fields = [
+                ("name", row.name.clone()),
+                ("status", row.status.clone()),
+                ("description", row.description.clone()),
+                ("desired", or_dash(&row.desired)),
+                ("restarts", row.restarts.to_string()),
+                ("exit code", row.exit_code.to_string()),
+                ("image", row.image.clone()),
+                ("image digest", or_dash(&row.image_digest)),
+                ("last start", or_dash(&row.last_start_time)),
+                ("last exit", or_dash(&row.last_exit_time)),
+            ];
+            for (key, value) in fields {
+                println!("{key:<13} {value}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outpost deployment [--manifest]`: how the last deployment fared, or its text.
+pub async fn deployment(manifest: bool, socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let response = client(socket).await?.get_deployment(pb::GetDeploymentRequest {}).await?.into_inner();
+    if manifest {
+        print!("{}", response.manifest_json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let last = response.last_desired_status.unwrap_or_default();
+    match format {
+        Format::Json => output::json(&serde_json::json!({
+            "lastDesiredStatus": { "code": last.code, "description": last.description }
+        }))?,
+        Format::Table => {
+            let meaning = match last.code {
+                200 => "applied",
+                400 => "the last manifest was refused; the previous deployment stays",
+                412 => "the last manifest has an unsupported schema version; the previous deployment stays",
+                417 => "no deployment",
+                500 => "some modules failed",
+                _ => "unknown",
+            };
+            println!("lastDesiredStatus {} ({meaning})", last.code);
+            if !last.description.is_empty() {
+                println!("{}", last.description);
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
