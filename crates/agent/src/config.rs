@@ -27,6 +27,8 @@ pub struct Config {
     pub restart: RestartConfig,
     /// Image registries.
     pub registry: RegistryConfig,
+    /// Module logs.
+    pub logs: LogsConfig,
     /// Management socket.
     pub management: ManagementConfig,
     /// Callers allowed besides root and the agent's uid.
@@ -108,6 +110,47 @@ pub struct RestartConfig {
 impl Default for RestartConfig {
     fn default() -> Self {
         Self { cool_off_unit_secs: 10, max_cool_off_secs: 300, max_restarts: 20, healthy_after_secs: 600 }
+    }
+}
+
+/// `[logs]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// The logger program; empty means `outpost-logger` beside the agent's executable.
+    pub logger: PathBuf,
+    /// Bytes per log file before rotation.
+    pub max_size_bytes: u64,
+    /// Files kept per module, the current one included.
+    pub max_files: u32,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        let rotation = crate::logs::Rotation::default();
+        Self { logger: PathBuf::new(), max_size_bytes: rotation.max_size, max_files: rotation.max_files }
+    }
+}
+
+impl LogsConfig {
+    /// The logger program to use.
+    pub fn logger(&self) -> PathBuf {
+        if !self.logger.as_os_str().is_empty() {
+            return self.logger.clone();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("outpost-logger")))
+            .unwrap_or_else(|| PathBuf::from("/usr/libexec/outpost/outpost-logger"))
+    }
+
+    /// Module logs under `dir`.
+    pub fn module_logs(&self, dir: &std::path::Path) -> crate::logs::ModuleLogs {
+        crate::logs::ModuleLogs {
+            dir: dir.to_owned(),
+            logger: self.logger(),
+            rotation: crate::logs::Rotation { max_size: self.max_size_bytes, max_files: self.max_files.max(1) },
+        }
     }
 }
 

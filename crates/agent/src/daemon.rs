@@ -55,6 +55,7 @@ pub struct Agent {
     statuses: std::sync::Mutex<Vec<ModuleStatus>>,
     last_desired: std::sync::Mutex<LastDesiredStatus>,
     pulls: Arc<Pulls>,
+    logs: crate::logs::ModuleLogs,
     wake: Arc<Notify>,
 }
 
@@ -69,6 +70,7 @@ impl Agent {
             last = LastDesiredStatus { code: 200, description: "being applied".into() };
         }
         let pulls = reconciler.pulls().clone();
+        let logs = reconciler.logs().clone();
         let wake = pulls.waker();
         Ok(Self {
             store,
@@ -77,6 +79,7 @@ impl Agent {
             statuses: std::sync::Mutex::new(Vec::new()),
             last_desired: std::sync::Mutex::new(last),
             pulls,
+            logs,
             wake,
         })
     }
@@ -146,6 +149,11 @@ impl Agent {
             return Err(reason);
         }
         self.pulls.watch(image).ok_or_else(|| format!("the pull of {image} ended at once; see the agent's log"))
+    }
+
+    /// Where module output goes.
+    pub fn module_logs(&self) -> crate::logs::ModuleLogs {
+        self.logs.clone()
     }
 
     /// How the last desired deployment fared.

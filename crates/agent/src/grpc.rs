@@ -100,6 +100,8 @@ fn progress_stream(watch: PullWatch) -> ProgressStream {
     Box::pin(stream)
 }
 
+type LogStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::LogLine, Status>> + Send>>;
+
 type ProgressStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::PullImageProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -141,6 +143,38 @@ impl pb::agent_server::Agent for AgentGrpc {
         let id = req.into_inner().module_id;
         let module = ModuleId::new(id).map_err(|e| Status::invalid_argument(format!("module_id: {e}")))?;
         self.status_of(&module)
+    }
+
+    type StreamLogsStream = LogStream;
+
+    async fn stream_logs(
+        &self,
+        req: Request<pb::StreamLogsRequest>,
+    ) -> Result<Response<Self::StreamLogsStream>, Status> {
+        let req = req.into_inner();
+        let module = ModuleId::new(req.module_id).map_err(|e| Status::invalid_argument(format!("module_id: {e}")))?;
+        let logs = self.agent.module_logs();
+        if !self.agent.has_module(&module) && !crate::logs::current(&logs.dir, module.as_str()).exists() {
+            return Err(Status::not_found(format!("module {module} is not in the deployment and has no logs")));
+        }
+        let query = crate::logs::reader::Query {
+            tail: req.tail.map(|n| n as usize),
+            since: (req.since_unix > 0).then_some(req.since_unix),
+            follow: req.follow,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::LogLine, Status>>(256);
+        tokio::task::spawn_blocking(move || {
+            let mut emit = |line: crate::logs::reader::Line| {
+                let line = pb::LogLine { time: line.time, stream: line.stream, text: line.text };
+                tx.blocking_send(Ok(line)).is_ok()
+            };
+            let alive = || !tx.is_closed();
+            if let Err(e) = crate::logs::reader::stream(&logs.dir, module.as_str(), query, &mut emit, &alive) {
+                let _ = tx.blocking_send(Err(Status::internal(format!("reading the logs of {module}: {e}"))));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     type PullImageStream = ProgressStream;

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod deployment;
 pub mod grpc;
 pub mod identity;
+pub mod logs;
 pub mod module_container;
 pub mod planner;
 pub mod pulls;
@@ -51,6 +52,12 @@ pub enum StartError {
     /// The stored deployment cannot be loaded.
     #[error(transparent)]
     Deployment(#[from] DeploymentError),
+    /// The module logger is missing.
+    #[error("module logger {path} does not exist; install outpost-logger there or set [logs] logger")]
+    Logger {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
     /// The management socket failed.
     #[error(transparent)]
     Socket(#[from] outpost_rpc::RpcError),
@@ -92,6 +99,10 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
             .await?;
     let device = device_context(&config).await?;
     let restart = config.restart.settings();
+    let logs = config.logs.module_logs(&config.paths.log_dir);
+    if !logs.logger.is_file() {
+        return Err(StartError::Logger { path: logs.logger });
+    }
     let pulls = pulls::Pulls::new(
         runtime.clone(),
         config.registry.settings(),
@@ -103,7 +114,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         runtime,
         identity::IdentityService::new(&config.paths.identity_socket),
         device,
-        config.paths.log_dir.clone(),
+        logs,
         restart,
         pulls,
     );

@@ -4,7 +4,6 @@
 //! background ([`Pulls`]); modules waiting for one are skipped until it is there.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use outpost_runtime::container::TaskState;
 use outpost_runtime::containerd::Containerd;
 
 use crate::identity::IdentityService;
+use crate::logs::ModuleLogs;
 use crate::module_container::{
     DeviceContext, LABEL_CONFIG, LABEL_MODULE, LABEL_OWNER, OWNER, container_spec, hosts_file,
 };
@@ -69,7 +69,7 @@ pub struct Reconciler {
     runtime: Containerd,
     identity: IdentityService,
     device: DeviceContext,
-    log_dir: PathBuf,
+    logs: ModuleLogs,
     settings: RestartSettings,
     stats: HashMap<ModuleId, RestartStats>,
     running_since: HashMap<ModuleId, u64>,
@@ -79,12 +79,12 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// An engine driving `runtime`, with identities from `identity` and images from `pulls`;
-    /// module logs go to `{log_dir}/{module}.log`.
+    /// module output goes to `logs`.
     pub fn new(
         runtime: Containerd,
         identity: IdentityService,
         device: DeviceContext,
-        log_dir: PathBuf,
+        logs: ModuleLogs,
         settings: RestartSettings,
         pulls: Pulls,
     ) -> Self {
@@ -92,7 +92,7 @@ impl Reconciler {
             runtime,
             identity,
             device,
-            log_dir,
+            logs,
             settings,
             stats: HashMap::new(),
             running_since: HashMap::new(),
@@ -106,9 +106,9 @@ impl Reconciler {
         &self.pulls
     }
 
-    /// The log file of `module`.
-    pub fn log_path(&self, module: &ModuleId) -> PathBuf {
-        self.log_dir.join(format!("{module}.log"))
+    /// Where module output goes.
+    pub fn logs(&self) -> &ModuleLogs {
+        &self.logs
     }
 
     /// The agent's containers as they are now.
@@ -228,7 +228,7 @@ impl Reconciler {
                 self.runtime.create_container(&container).await.map_err(|e| e.to_string())
             }
             Step::Start { module, restart } => {
-                self.runtime.start(module.as_str(), &self.log_path(module)).await.map_err(|e| e.to_string())?;
+                self.runtime.start(module.as_str(), self.logs.output()).await.map_err(|e| e.to_string())?;
                 self.running_since.insert(module.clone(), now);
                 self.last_started.insert(module.clone(), now);
                 if *restart {
@@ -249,7 +249,7 @@ impl Reconciler {
     /// Stops and starts `module` now (an operator's restart; not counted as a policy restart).
     pub async fn restart_module(&mut self, module: &ModuleId, now: u64) -> Result<(), outpost_runtime::RuntimeError> {
         self.runtime.stop(module.as_str(), STOP_GRACE).await?;
-        self.runtime.start(module.as_str(), &self.log_path(module)).await?;
+        self.runtime.start(module.as_str(), self.logs.output()).await?;
         self.running_since.insert(module.clone(), now);
         self.last_started.insert(module.clone(), now);
         Ok(())

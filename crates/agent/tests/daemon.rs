@@ -34,6 +34,7 @@ fn config(env: &Setup) -> Config {
     config.paths.identity_socket = env.identity_socket.clone();
     config.paths.workload_dir = env.workload_dir.clone();
     config.paths.log_dir = root.join("agent-logs");
+    config.logs.logger = env!("CARGO_BIN_EXE_outpost-logger").into();
     config.containerd.socket = env.containerd.socket();
     config.containerd.namespace = env.containerd.namespace().to_owned();
     config.reconcile.interval_secs = 1;
@@ -226,5 +227,83 @@ async fn modules_are_pulled_from_a_registry_with_the_deployments_credentials() {
     client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: bad }).await.unwrap_err();
     assert_eq!(last_desired(&mut client).await.code, 412);
     until(&mut client, &[("sensor", "running")]).await;
+    daemon.stop().await;
+}
+
+async fn log_lines(
+    client: &mut AgentClient<tonic::transport::Channel>,
+    module: &str,
+    tail: Option<u32>,
+) -> Vec<(String, String)> {
+    let request = pb::StreamLogsRequest { module_id: module.into(), tail, since_unix: 0, follow: false };
+    let mut stream = client.stream_logs(request).await.unwrap().into_inner();
+    let mut lines = Vec::new();
+    while let Some(line) = stream.message().await.unwrap() {
+        lines.push((line.stream, line.text));
+    }
+    lines
+}
+
+#[tokio::test]
+async fn module_output_is_kept_in_rotated_files_and_streamed() {
+    let env = setup().await;
+    let mut config = config(&env);
+    config.logs.max_size_bytes = 4096;
+    config.logs.max_files = 3;
+    let log_dir = config.paths.log_dir.clone();
+    let daemon = start(config).await;
+    let mut client = daemon.client().await;
+    let chatty = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo out-$i; done; \
+                  trap 'exit 0' TERM; while true; do sleep 0.1; done";
+    let text = manifest_json(&[("chatty", 1, chatty, "always"), ("quick", 2, "echo last words >&2; exit 3", "never")]);
+    client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: text }).await.unwrap();
+    until(&mut client, &[("chatty", "running"), ("quick", "failed")]).await;
+
+    // A process that writes and exits at once loses nothing.
+    assert_eq!(log_lines(&mut client, "quick", None).await, [("stderr".to_owned(), "last words".to_owned())]);
+
+    // Rotation keeps at most three files under the cap; the newest lines are all there.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let has = |lines: &[(String, String)], text: &str| lines.iter().any(|(_, t)| t == text);
+    while !{
+        let all = log_lines(&mut client, "chatty", None).await;
+        has(&all, "out-300")
+    } {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chatty's last line never arrived: {:?}",
+            log_lines(&mut client, "chatty", Some(4)).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(log_dir.join("chatty.log.2").exists() && !log_dir.join("chatty.log.3").exists());
+    for name in ["chatty.log", "chatty.log.1", "chatty.log.2"] {
+        assert!(std::fs::metadata(log_dir.join(name)).unwrap().len() <= 4096, "{name}");
+    }
+    let all = log_lines(&mut client, "chatty", None).await;
+    let numbers: Vec<u32> =
+        all.iter().filter(|(s, _)| s == "stdout").map(|(_, t)| t["out-".len()..].parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] + 1 == w[1]), "no gaps, in order: {numbers:?}");
+    assert_eq!(numbers.last(), Some(&300));
+    assert!(numbers.len() < 300, "old lines were rotated away");
+    assert_eq!(log_lines(&mut client, "chatty", Some(4)).await, all[all.len() - 4..]);
+
+    // Following: a restart's output arrives on the open stream.
+    let request = pb::StreamLogsRequest { module_id: "chatty".into(), tail: Some(0), since_unix: 0, follow: true };
+    let mut follow = client.stream_logs(request).await.unwrap().into_inner();
+    client.restart_module(pb::ModuleRequest { module_id: "chatty".into() }).await.unwrap();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), follow.message()).await.unwrap().unwrap().unwrap();
+        if line.text == "out-1" {
+            break; // the restarted process's first line
+        }
+    }
+    drop(follow);
+
+    let missing = client
+        .stream_logs(pb::StreamLogsRequest { module_id: "ghost".into(), tail: None, since_unix: 0, follow: false })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
     daemon.stop().await;
 }

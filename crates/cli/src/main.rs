@@ -53,6 +53,8 @@ enum Command {
         /// The module.
         module: String,
     },
+    /// Print a module's output (stdout and stderr), optionally following it.
+    Logs(commands::logs::LogsArgs),
     /// Pull an image now, with progress (the deployment's registry credentials apply).
     Pull {
         /// Image reference, e.g. 127.0.0.1:5000/sensor:1.
@@ -94,6 +96,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::List => commands::modules::list(&cli.agent_socket, cli.output).await,
             Command::Show { module } => commands::modules::show(module, &cli.agent_socket, cli.output).await,
+            Command::Logs(args) => commands::logs::logs(args, &cli.agent_socket, cli.output).await,
             Command::Pull { image } => commands::images::pull(image, &cli.agent_socket, cli.output).await,
             Command::Start { module } => {
                 commands::modules::control(Action::Start, module, &cli.agent_socket, cli.output).await

@@ -25,6 +25,50 @@ pub struct Device {
     pub permissions: String,
 }
 
+/// Where a container's stdout and stderr go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Appended to a file by containerd's shim.
+    File(PathBuf),
+    /// Handed as pipes to a logging program that the shim starts per task (containerd's
+    /// `binary://` loggers): fd 3 is stdout, fd 4 stderr, and the program signals readiness
+    /// on fd 5. `args` reach it as `key value` pairs, in no particular order.
+    Binary {
+        /// The program, on the host.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<(String, String)>,
+    },
+}
+
+impl Output {
+    /// The URI containerd takes for a task's stdout and stderr.
+    pub fn uri(&self) -> String {
+        match self {
+            Self::File(path) => format!("file://{}", path.display()),
+            Self::Binary { program, args } => {
+                let query: Vec<String> = args
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", outpost_core::sas::url_encode(k), outpost_core::sas::url_encode(v)))
+                    .collect();
+                format!("binary://{}?{}", program.display(), query.join("&"))
+            }
+        }
+    }
+}
+
+impl From<&std::path::Path> for Output {
+    fn from(path: &std::path::Path) -> Self {
+        Self::File(path.to_owned())
+    }
+}
+
+impl From<&PathBuf> for Output {
+    fn from(path: &PathBuf) -> Self {
+        Self::File(path.clone())
+    }
+}
+
 /// Everything needed to create a container from an image.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerSpec {

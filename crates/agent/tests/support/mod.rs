@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use outpost_agent::identity::IdentityService;
+use outpost_agent::logs::{ModuleLogs, Rotation};
 use outpost_agent::module_container::DeviceContext;
 use outpost_agent::pulls::Pulls;
 use outpost_agent::reconcile::Reconciler;
@@ -83,11 +84,16 @@ pub async fn setup() -> Setup {
         settings.max_cool_off,
         Default::default(),
     );
+    let module_logs = ModuleLogs {
+        dir: logs.clone(),
+        logger: env!("CARGO_BIN_EXE_outpost-logger").into(),
+        rotation: Rotation::default(),
+    };
     let reconciler = Reconciler::new(
         client.clone(),
         IdentityService::new(&config.paths.socket),
         device,
-        logs.clone(),
+        module_logs,
         settings,
         pulls,
     );

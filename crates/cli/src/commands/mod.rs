@@ -3,4 +3,5 @@
 pub mod check;
 pub mod identity;
 pub mod images;
+pub mod logs;
 pub mod modules;

@@ -19,7 +19,7 @@ use containerd_client::services::v1::{
 use containerd_client::types::v1::Status;
 
 use super::Containerd;
-use crate::container::{ContainerInfo, ContainerSpec, TaskState};
+use crate::container::{ContainerInfo, ContainerSpec, Output, TaskState};
 use crate::error::RuntimeError;
 use crate::oci::{ImageConfig, Manifest, chain_ids};
 use crate::spec::runtime_spec;
@@ -123,10 +123,13 @@ impl Containerd {
         Ok(())
     }
 
-    /// Starts container `id`, appending its output to `log_path`. A leftover stopped task is
+    /// Starts container `id` with its output going to `output`. A leftover stopped task is
     /// cleaned up first.
-    pub async fn start(&self, id: &str, log_path: &std::path::Path) -> Result<(), RuntimeError> {
-        if let Some(parent) = log_path.parent() {
+    pub async fn start(&self, id: &str, output: impl Into<Output>) -> Result<(), RuntimeError> {
+        let output = output.into();
+        if let Output::File(path) = &output
+            && let Some(parent) = path.parent()
+        {
             std::fs::create_dir_all(parent).map_err(RuntimeError::io(parent))?;
         }
         let mut tasks = TasksClient::new(self.channel.clone());
@@ -139,12 +142,11 @@ impl Containerd {
             .map_err(RuntimeError::containerd("container mounts"))?
             .into_inner()
             .mounts;
-        // Both streams append to one file, copied by containerd's shim. Known defect of this
-        // transport on containerd 1.6: stderr written in the last milliseconds before a
-        // process exits can be lost. Module logs move to a binary logger (size-capped,
-        // rotating files) that receives the process's pipes directly.
-        let log = format!("file://{}", log_path.display());
-        let (stdout, stderr) = (log.clone(), log);
+        // With `file://`, both streams are appended to one file by containerd's shim (known
+        // defect on containerd 1.6: stderr written in the last milliseconds before a process
+        // exits can be lost). Modules use a binary logger, which receives the pipes.
+        let uri = output.uri();
+        let (stdout, stderr) = (uri.clone(), uri);
         let create =
             CreateTaskRequest { container_id: id.to_owned(), rootfs: mounts, stdout, stderr, ..Default::default() };
         tasks.create(self.request(create, None)).await.map_err(RuntimeError::containerd("create task"))?;
