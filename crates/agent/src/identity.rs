@@ -34,7 +34,17 @@ pub enum IdentityError {
     BadGeneration(ModuleId),
 }
 
-/// Module identities for the agent: create-or-get, and delete.
+/// Module identities as the agent needs them (the seam to identityd; tests use an
+/// in-memory implementation).
+#[async_trait::async_trait]
+pub trait ModuleIdentities: Send + Sync + std::fmt::Debug {
+    /// The module's identity, created if needed; returns its generation id.
+    async fn ensure(&self, module: &ModuleId) -> Result<GenerationId, IdentityError>;
+    /// Deletes the module's identity; a missing one is fine.
+    async fn remove(&self, module: &ModuleId) -> Result<(), IdentityError>;
+}
+
+/// Module identities from identityd: create-or-get, and delete.
 #[derive(Debug, Clone)]
 pub struct IdentityService {
     socket: PathBuf,
@@ -53,9 +63,11 @@ impl IdentityService {
             .map_err(|source| IdentityError::Unreachable { path: self.socket.clone(), source })?;
         Ok(IdentityClient::new(channel))
     }
+}
 
-    /// The module's identity, created if needed; returns its generation id.
-    pub async fn ensure(&self, module: &ModuleId) -> Result<GenerationId, IdentityError> {
+#[async_trait::async_trait]
+impl ModuleIdentities for IdentityService {
+    async fn ensure(&self, module: &ModuleId) -> Result<GenerationId, IdentityError> {
         let request = pb::CreateModuleRequest { module_id: module.to_string(), managed_by: "outpost-agent".into() };
         let identity = self
             .client()
@@ -67,8 +79,7 @@ impl IdentityService {
         GenerationId::new(identity.generation_id).map_err(|_| IdentityError::BadGeneration(module.clone()))
     }
 
-    /// Deletes the module's identity; a missing one is fine.
-    pub async fn remove(&self, module: &ModuleId) -> Result<(), IdentityError> {
+    async fn remove(&self, module: &ModuleId) -> Result<(), IdentityError> {
         let request = pb::DeleteModuleRequest { module_id: module.to_string() };
         match self.client().await?.delete_module(request).await {
             Ok(_) => Ok(()),

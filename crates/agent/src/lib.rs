@@ -94,9 +94,10 @@ async fn device_context(config: &Config) -> Result<DeviceContext, StartError> {
 /// Connects to containerd and identityd, loads the stored deployment, then reconciles and
 /// serves the management API on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> Result<(), StartError> {
-    let runtime =
+    let runtime: Arc<dyn outpost_runtime::ContainerRuntime> = Arc::new(
         outpost_runtime::containerd::Containerd::connect(&config.containerd.socket, &config.containerd.namespace)
-            .await?;
+            .await?,
+    );
     let device = device_context(&config).await?;
     let restart = config.restart.settings();
     let logs = config.logs.module_logs(&config.paths.log_dir);
@@ -112,7 +113,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     );
     let reconciler = Reconciler::new(
         runtime,
-        identity::IdentityService::new(&config.paths.identity_socket),
+        Arc::new(identity::IdentityService::new(&config.paths.identity_socket)),
         device,
         logs,
         restart,

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use outpost_core::manifest::RegistryCredential;
-use outpost_runtime::containerd::{Containerd, PullProgress};
+use outpost_runtime::ContainerRuntime;
+use outpost_runtime::containerd::PullProgress;
 use outpost_runtime::registry::{RegistryClient, RegistrySettings};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -51,7 +52,7 @@ pub struct PullWatch {
 /// The agent's pulls.
 #[derive(Debug)]
 pub struct Pulls {
-    runtime: Containerd,
+    runtime: Arc<dyn ContainerRuntime>,
     settings: RegistrySettings,
     cool_off_unit: Duration,
     max_cool_off: Duration,
@@ -64,7 +65,7 @@ pub struct Pulls {
 impl Pulls {
     /// Pulls into `runtime`; `wake` is notified whenever a pull ends.
     pub fn new(
-        runtime: Containerd,
+        runtime: Arc<dyn ContainerRuntime>,
         settings: RegistrySettings,
         cool_off_unit: Duration,
         max_cool_off: Duration,

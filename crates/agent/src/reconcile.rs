@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use outpost_core::ModuleId;
 use outpost_core::manifest::{ModuleSpec, RegistryCredential};
+use outpost_runtime::ContainerRuntime;
 use outpost_runtime::container::TaskState;
-use outpost_runtime::containerd::Containerd;
 
-use crate::identity::IdentityService;
+use crate::identity::ModuleIdentities;
 use crate::logs::ModuleLogs;
 use crate::module_container::{
     DeviceContext, LABEL_CONFIG, LABEL_MODULE, LABEL_OWNER, OWNER, container_spec, hosts_file,
@@ -66,8 +66,8 @@ impl PassReport {
 /// The reconcile engine with its in-memory restart statistics.
 #[derive(Debug)]
 pub struct Reconciler {
-    runtime: Containerd,
-    identity: IdentityService,
+    runtime: Arc<dyn ContainerRuntime>,
+    identity: Arc<dyn ModuleIdentities>,
     device: DeviceContext,
     logs: ModuleLogs,
     settings: RestartSettings,
@@ -81,8 +81,8 @@ impl Reconciler {
     /// An engine driving `runtime`, with identities from `identity` and images from `pulls`;
     /// module output goes to `logs`.
     pub fn new(
-        runtime: Containerd,
-        identity: IdentityService,
+        runtime: Arc<dyn ContainerRuntime>,
+        identity: Arc<dyn ModuleIdentities>,
         device: DeviceContext,
         logs: ModuleLogs,
         settings: RestartSettings,
@@ -228,7 +228,7 @@ impl Reconciler {
                 self.runtime.create_container(&container).await.map_err(|e| e.to_string())
             }
             Step::Start { module, restart } => {
-                self.runtime.start(module.as_str(), self.logs.output()).await.map_err(|e| e.to_string())?;
+                self.runtime.start(module.as_str(), &self.logs.output()).await.map_err(|e| e.to_string())?;
                 self.running_since.insert(module.clone(), now);
                 self.last_started.insert(module.clone(), now);
                 if *restart {
@@ -249,9 +249,12 @@ impl Reconciler {
     /// Stops and starts `module` now (an operator's restart; not counted as a policy restart).
     pub async fn restart_module(&mut self, module: &ModuleId, now: u64) -> Result<(), outpost_runtime::RuntimeError> {
         self.runtime.stop(module.as_str(), STOP_GRACE).await?;
-        self.runtime.start(module.as_str(), self.logs.output()).await?;
+        self.runtime.start(module.as_str(), &self.logs.output()).await?;
         self.running_since.insert(module.clone(), now);
         self.last_started.insert(module.clone(), now);
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,7 @@
 //! Outpost's container runtime layer.
 //!
+//! - [`runtime::ContainerRuntime`]: the seam the agent uses, implemented by containerd (and,
+//!   with the `fake` feature, by a recording in-memory fake for unit tests);
 //! - [`oci`]: OCI image types, a builder that assembles small images from files (for sample
 //!   modules and Outpost's own services, no Docker needed), and OCI layout archives;
 //! - [`containerd`]: a client for containerd 1.6+ in a namespace of our own: image import
@@ -13,8 +15,12 @@ pub mod container;
 pub mod containerd;
 pub mod create_options;
 pub mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod oci;
 pub mod registry;
+pub mod runtime;
 pub mod spec;
 
 pub use error::RuntimeError;
+pub use runtime::ContainerRuntime;

@@ -78,7 +78,7 @@ pub async fn setup() -> Setup {
     let logs = dir.path().join("logs");
     let settings = RestartSettings::default();
     let pulls = Pulls::new(
-        client.clone(),
+        std::sync::Arc::new(client.clone()),
         RegistrySettings::default(),
         settings.cool_off_unit,
         settings.max_cool_off,
@@ -90,8 +90,8 @@ pub async fn setup() -> Setup {
         rotation: Rotation::default(),
     };
     let reconciler = Reconciler::new(
-        client.clone(),
-        IdentityService::new(&config.paths.socket),
+        std::sync::Arc::new(client.clone()),
+        std::sync::Arc::new(IdentityService::new(&config.paths.socket)),
         device,
         module_logs,
         settings,
