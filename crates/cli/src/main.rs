@@ -89,7 +89,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Identity(cmd) => commands::identity::run(cmd, &cli.identity_socket, cli.output).await,
-            Command::Check(args) => commands::check::run(args, &cli.identity_socket, cli.output).await,
+            Command::Check(args) => {
+                commands::check::run(args, &cli.identity_socket, &cli.agent_socket, cli.output).await
+            }
             Command::Deploy { file } => commands::modules::deploy(&file, &cli.agent_socket, cli.output).await,
             Command::Deployment { manifest } => {
                 commands::modules::deployment(manifest, &cli.agent_socket, cli.output).await

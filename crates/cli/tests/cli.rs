@@ -143,14 +143,18 @@ async fn callers_under_other_uids_need_a_principal() {
 async fn check_passes_on_a_healthy_device_and_fails_without_the_daemon() {
     let daemon = start(vec![]).await;
     let config = daemon.config_path.display().to_string();
-    let out = outpost(&daemon.config.paths.socket, None, &["check", "--identity-config", &config, "-o", "json"]).await;
+    let no_agent = daemon.config.paths.state_dir.join("no-agent.toml").display().to_string();
+    let args = ["check", "--identity-config", &config, "--agent-config", &no_agent, "-o", "json"];
+    let out = outpost(&daemon.config.paths.socket, None, &args).await;
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let statuses: Vec<&str> = results.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["ok", "ok", "ok", "ok"], "{results}");
+    assert_eq!(statuses[..4], ["ok", "ok", "ok", "ok"], "{results}");
+    assert!(statuses[4..].iter().all(|s| *s == "skipped"), "no agent here: {results}");
 
     let dir = tempfile::tempdir().unwrap();
-    let out = outpost(&dir.path().join("none.sock"), None, &["check", "--identity-config", &config]).await;
+    let args = ["check", "--identity-config", &config, "--agent-config", &no_agent];
+    let out = outpost(&dir.path().join("none.sock"), None, &args).await;
     assert!(!out.status.success());
     assert!(stdout(&out).contains("[FAIL] identity-socket"), "{}", stdout(&out));
 }

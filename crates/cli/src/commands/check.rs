@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use outpost_agent::config::Config as AgentConfig;
 use outpost_identity::config::{Config as IdentityConfig, KeyStoreKind};
+use outpost_runtime::containerd::Containerd;
 use serde::Serialize;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -18,6 +20,9 @@ pub struct CheckArgs {
     /// The identity service's configuration file.
     #[arg(long, default_value = "/etc/outpost/identityd.toml")]
     identity_config: PathBuf,
+    /// The agent's configuration file.
+    #[arg(long, default_value = "/etc/outpost/agent.toml")]
+    agent_config: PathBuf,
     /// Treat warnings as errors.
     #[arg(long)]
     warnings_as_errors: bool,
@@ -72,8 +77,8 @@ fn check_keys(config: &IdentityConfig) -> Result<(Status, String), String> {
     }
 }
 
-async fn check_socket(socket: &Path) -> Result<(Status, String), String> {
-    let channel = outpost_rpc::connect(socket).await.map_err(|e| format!("{e}; is outpost-identityd running?"))?;
+async fn check_socket(socket: &Path, daemon: &str) -> Result<(Status, String), String> {
+    let channel = outpost_rpc::connect(socket).await.map_err(|e| format!("{e}; is {daemon} running?"))?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest { service: String::new() })
         .await
@@ -104,8 +109,102 @@ fn check_ca(config: &IdentityConfig) -> Result<(Status, String), String> {
     }
 }
 
+fn check_agent_config(path: &Path) -> Result<(Status, String), String> {
+    let _: AgentConfig = outpost_daemon::load_config(path).map_err(|e| e.to_string())?;
+    Ok((Status::Ok, format!("{} is valid", path.display())))
+}
+
+async fn check_containerd(config: &AgentConfig) -> Result<(Status, String), String> {
+    let socket = &config.containerd.socket;
+    let namespace = &config.containerd.namespace;
+    let containerd = Containerd::connect(socket, namespace)
+        .await
+        .map_err(|e| format!("{e}; is containerd running? (apt-get install containerd runc)"))?;
+    let version = containerd.version().await.map_err(|e| e.to_string())?;
+    // Listing in the namespace proves it exists and is usable.
+    let owned = containerd.list("io.outpost.owner", "outpost-agent").await.map_err(|e| e.to_string())?;
+    Ok((
+        Status::Ok,
+        format!(
+            "containerd {version} at {}; namespace {namespace} holds {} module containers",
+            socket.display(),
+            owned.len()
+        ),
+    ))
+}
+
+fn check_logger(config: &AgentConfig) -> Result<(Status, String), String> {
+    let logger = config.logs.logger();
+    if logger.is_file() {
+        Ok((
+            Status::Ok,
+            format!(
+                "module logger {}; logs rotate at {} bytes × {} files",
+                logger.display(),
+                config.logs.max_size_bytes,
+                config.logs.max_files
+            ),
+        ))
+    } else {
+        Err(format!(
+            "module logger {} is missing: modules cannot start; install outpost-logger or set [logs] logger",
+            logger.display()
+        ))
+    }
+}
+
+/// Free space under `path` (or the closest existing parent): warning under 1 GiB or 10 %,
+/// error under 100 MiB.
+fn check_disk(what: &str, path: &Path) -> Result<(Status, String), String> {
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    let stats = rustix::fs::statvfs(existing).map_err(|e| format!("cannot stat {}: {e}", existing.display()))?;
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    let total = stats.f_blocks.saturating_mul(stats.f_frsize).max(1);
+    let mib = free / (1024 * 1024);
+    let percent = free.saturating_mul(100) / total;
+    let detail = format!("{mib} MiB free ({percent} %) for {what} at {}", existing.display());
+    if mib < 100 {
+        Err(detail)
+    } else if mib < 1024 || percent < 10 {
+        Ok((Status::Warning, detail))
+    } else {
+        Ok((Status::Ok, detail))
+    }
+}
+
+const AGENT_CHECKS: [(&str, &str); 6] = [
+    ("agent-config", "agent configuration is valid"),
+    ("agent-socket", "agent answers on its socket"),
+    ("containerd", "containerd is reachable and Outpost's namespace is usable"),
+    ("module-logger", "the module logger is installed"),
+    ("disk-images", "disk space for images"),
+    ("disk-logs", "disk space for module logs"),
+];
+
+async fn agent_checks(path: &Path, socket: &Path, results: &mut Vec<CheckResult>) {
+    let [config_check, socket_check, containerd_check, logger_check, images_check, logs_check] = AGENT_CHECKS;
+    results.push(result(config_check.0, config_check.1, check_agent_config(path)));
+    let agent: Option<AgentConfig> = outpost_daemon::load_config(path).ok();
+    let skipped = || Ok((Status::Skipped, "agent configuration is invalid".to_owned()));
+    results.push(result(socket_check.0, socket_check.1, check_socket(socket, "outpost-agent").await));
+    let containerd = match &agent {
+        Some(config) => check_containerd(config).await,
+        None => skipped(),
+    };
+    results.push(result(containerd_check.0, containerd_check.1, containerd));
+    results.push(result(logger_check.0, logger_check.1, agent.as_ref().map_or_else(skipped, check_logger)));
+    results.push(result(images_check.0, images_check.1, check_disk("images", Path::new("/var/lib/containerd"))));
+    let logs = agent.as_ref().map_or_else(skipped, |c| check_disk("module logs", &c.paths.log_dir));
+    results.push(result(logs_check.0, logs_check.1, logs));
+}
+
 /// Runs every check and prints the results.
-pub async fn run(args: CheckArgs, identity_socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: CheckArgs,
+    identity_socket: &Path,
+    agent_socket: &Path,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let mut results =
         vec![result("identity-config", "identity service configuration is valid", check_config(&args.identity_config))];
     let config: Option<IdentityConfig> = outpost_daemon::load_config(&args.identity_config).ok();
@@ -118,13 +217,22 @@ pub async fn run(args: CheckArgs, identity_socket: &Path, format: Format) -> any
     results.push(result(
         "identity-socket",
         "identity service answers on its socket",
-        check_socket(identity_socket).await,
+        check_socket(identity_socket, "outpost-identityd").await,
     ));
     results.push(result(
         "device-ca-expiry",
         "device CA certificate is valid",
         config.as_ref().map_or_else(skipped, check_ca),
     ));
+
+    if args.agent_config.exists() {
+        agent_checks(&args.agent_config, agent_socket, &mut results).await;
+    } else {
+        let detail = format!("{} does not exist: this device runs no agent", args.agent_config.display());
+        for (id, description) in AGENT_CHECKS {
+            results.push(CheckResult { id, description, status: Status::Skipped, detail: detail.clone() });
+        }
+    }
 
     match format {
         Format::Json => output::json(&results)?,
