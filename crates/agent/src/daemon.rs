@@ -56,6 +56,7 @@ pub struct Agent {
     last_desired: std::sync::Mutex<LastDesiredStatus>,
     pulls: Arc<Pulls>,
     logs: crate::logs::ModuleLogs,
+    runtime: Arc<dyn outpost_runtime::ContainerRuntime>,
     wake: Arc<Notify>,
 }
 
@@ -71,6 +72,7 @@ impl Agent {
         }
         let pulls = reconciler.pulls().clone();
         let logs = reconciler.logs().clone();
+        let runtime = reconciler.runtime().clone();
         let wake = pulls.waker();
         Ok(Self {
             store,
@@ -80,6 +82,7 @@ impl Agent {
             last_desired: std::sync::Mutex::new(last),
             pulls,
             logs,
+            runtime,
             wake,
         })
     }
@@ -149,6 +152,11 @@ impl Agent {
             return Err(reason);
         }
         self.pulls.watch(image).ok_or_else(|| format!("the pull of {image} ended at once; see the agent's log"))
+    }
+
+    /// The container runtime.
+    pub fn runtime(&self) -> Arc<dyn outpost_runtime::ContainerRuntime> {
+        self.runtime.clone()
     }
 
     /// Where module output goes.

@@ -10,6 +10,7 @@ use crate::daemon::Agent;
 use crate::deployment::DeploymentError;
 use crate::pulls::PullWatch;
 use crate::status::ModuleStatus;
+use outpost_runtime::ContainerRuntime;
 use outpost_runtime::containerd::PullProgress;
 
 /// The gRPC face of the agent.
@@ -33,14 +34,14 @@ impl AgentGrpc {
         Ok(module)
     }
 
-    #[allow(clippy::result_large_err)]
-    fn status_of(&self, module: &ModuleId) -> Result<Response<pb::ModuleStatus>, Status> {
-        self.agent
+    async fn status_of(&self, module: &ModuleId) -> Result<Response<pb::ModuleStatus>, Status> {
+        let status = self
+            .agent
             .statuses()
             .into_iter()
             .find(|s| &s.module == module)
-            .map(|s| Response::new(to_pb(s)))
-            .ok_or_else(|| Status::not_found(format!("module {module} has no status yet")))
+            .ok_or_else(|| Status::not_found(format!("module {module} has no status yet")))?;
+        Ok(Response::new(with_usage(self.agent.runtime().as_ref(), to_pb(status)).await))
     }
 }
 
@@ -60,7 +61,21 @@ fn to_pb(status: ModuleStatus) -> pb::ModuleStatus {
         last_start_time: status.start_time.map(|t| outpost_core::time::rfc3339(t as i64)).unwrap_or_default(),
         last_exit_time: status.exit_time.map(|t| outpost_core::time::rfc3339(t as i64)).unwrap_or_default(),
         image_digest: status.image_digest,
+        ..Default::default()
     }
+}
+
+/// Adds the running module's resource usage to `status`.
+async fn with_usage(runtime: &dyn ContainerRuntime, mut status: pb::ModuleStatus) -> pb::ModuleStatus {
+    if status.runtime_status == "running"
+        && let Ok(Some(stats)) = runtime.stats(&status.module_id).await
+    {
+        status.memory_bytes = stats.memory_bytes;
+        status.memory_limit_bytes = stats.memory_limit.unwrap_or(0);
+        status.cpu_seconds = stats.cpu_ns as f64 / 1e9;
+        status.pids = stats.pids;
+    }
+    status
 }
 
 fn progress_pb(progress: &PullProgress, digest: String) -> pb::PullImageProgress {
@@ -135,14 +150,18 @@ impl pb::agent_server::Agent for AgentGrpc {
         &self,
         _: Request<pb::ListModulesRequest>,
     ) -> Result<Response<pb::ListModulesResponse>, Status> {
-        let modules = self.agent.statuses().into_iter().map(to_pb).collect();
+        let runtime = self.agent.runtime();
+        let mut modules = Vec::new();
+        for status in self.agent.statuses() {
+            modules.push(with_usage(runtime.as_ref(), to_pb(status)).await);
+        }
         Ok(Response::new(pb::ListModulesResponse { modules }))
     }
 
     async fn get_module(&self, req: Request<pb::ModuleRequest>) -> Result<Response<pb::ModuleStatus>, Status> {
         let id = req.into_inner().module_id;
         let module = ModuleId::new(id).map_err(|e| Status::invalid_argument(format!("module_id: {e}")))?;
-        self.status_of(&module)
+        self.status_of(&module).await
     }
 
     type StreamLogsStream = LogStream;
@@ -192,19 +211,19 @@ impl pb::agent_server::Agent for AgentGrpc {
         let module = self.module(&req.into_inner().module_id)?;
         self.agent.set_stopped(&module, false);
         self.agent.pass().await;
-        self.status_of(&module)
+        self.status_of(&module).await
     }
 
     async fn stop_module(&self, req: Request<pb::ModuleRequest>) -> Result<Response<pb::ModuleStatus>, Status> {
         let module = self.module(&req.into_inner().module_id)?;
         self.agent.set_stopped(&module, true);
         self.agent.pass().await;
-        self.status_of(&module)
+        self.status_of(&module).await
     }
 
     async fn restart_module(&self, req: Request<pb::ModuleRequest>) -> Result<Response<pb::ModuleStatus>, Status> {
         let module = self.module(&req.into_inner().module_id)?;
         self.agent.restart(&module).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
-        self.status_of(&module)
+        self.status_of(&module).await
     }
 }

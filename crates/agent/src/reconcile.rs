@@ -106,6 +106,11 @@ impl Reconciler {
         &self.pulls
     }
 
+    /// The container runtime.
+    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.runtime
+    }
+
     /// Where module output goes.
     pub fn logs(&self) -> &ModuleLogs {
         &self.logs

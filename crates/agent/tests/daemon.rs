@@ -188,6 +188,7 @@ async fn modules_are_pulled_from_a_registry_with_the_deployments_credentials() {
     let status = client.get_module(pb::ModuleRequest { module_id: "sensor".into() }).await.unwrap().into_inner();
     assert_eq!(status.image_digest, digest(&built.manifest));
     assert!(!status.last_start_time.is_empty());
+    assert!(status.memory_bytes > 0 && status.pids >= 1, "usage of a running module: {status:?}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while last_desired(&mut client).await.code != 200 {
         assert!(tokio::time::Instant::now() < deadline, "{:?}", last_desired(&mut client).await);

@@ -145,3 +145,16 @@ pub struct ContainerInfo {
     /// Its labels.
     pub labels: BTreeMap<String, String>,
 }
+
+/// A running task's resource usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// CPU time used since it started, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use, without inactive page cache (the working set).
+    pub memory_bytes: u64,
+    /// The memory limit, if one is set.
+    pub memory_limit: Option<u64>,
+    /// Processes in the container.
+    pub pids: u64,
+}

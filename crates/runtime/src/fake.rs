@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::container::{ContainerInfo, ContainerSpec, Output, TaskState};
+use crate::container::{ContainerInfo, ContainerSpec, Output, Stats, TaskState};
 use crate::containerd::{ImportedImage, PullProgress};
 use crate::error::RuntimeError;
 use crate::oci::{ImageConfig, RootFs, digest};
@@ -229,5 +229,14 @@ impl ContainerRuntime for FakeRuntime {
                 labels: spec.labels.clone(),
             })
             .collect())
+    }
+
+    async fn stats(&self, id: &str) -> Result<Option<Stats>, RuntimeError> {
+        Ok(match self.lock().containers.get(id) {
+            Some((_, TaskState::Running { .. })) => {
+                Some(Stats { cpu_ns: 1_000_000, memory_bytes: 1 << 20, memory_limit: None, pids: 1 })
+            }
+            _ => None,
+        })
     }
 }

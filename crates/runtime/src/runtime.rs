@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::container::{ContainerInfo, ContainerSpec, Output, TaskState};
+use crate::container::{ContainerInfo, ContainerSpec, Output, Stats, TaskState};
 use crate::containerd::{Containerd, ImportedImage, PullProgress};
 use crate::error::RuntimeError;
 use crate::registry::RegistryClient;
@@ -43,6 +43,9 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
 
     /// Containers whose label `key` is `value`.
     async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
+
+    /// Resource usage of container `id`'s running task, if any.
+    async fn stats(&self, id: &str) -> Result<Option<Stats>, RuntimeError>;
 }
 
 #[async_trait::async_trait]
@@ -82,5 +85,9 @@ impl ContainerRuntime for Containerd {
 
     async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         Containerd::list(self, key, value).await
+    }
+
+    async fn stats(&self, id: &str) -> Result<Option<Stats>, RuntimeError> {
+        Containerd::stats(self, id).await
     }
 }

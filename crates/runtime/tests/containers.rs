@@ -98,7 +98,12 @@ async fn stop_sends_sigterm_then_sigkill_after_the_grace_period() {
         });
     }
 
+    // A running task reports its usage; a stopped one has none.
+    let stats = client.stats("polite").await.unwrap().expect("a running task has stats");
+    assert!(stats.memory_bytes > 0 && stats.pids >= 1, "{stats:?}");
+
     assert_eq!(client.stop("polite", Duration::from_secs(10)).await.unwrap(), Some(0));
+    assert_eq!(client.stats("polite").await.unwrap(), None);
     assert_eq!(client.stop("stubborn", Duration::from_millis(500)).await.unwrap(), Some(137), "128 + SIGKILL");
     assert_eq!(client.state("stubborn").await.unwrap(), TaskState::NoTask);
     assert_eq!(client.stop("stubborn", Duration::from_secs(1)).await.unwrap(), None, "stopping twice is harmless");

@@ -41,6 +41,14 @@ struct Row {
     image_digest: String,
     last_start_time: String,
     last_exit_time: String,
+    memory_bytes: u64,
+    memory_limit_bytes: u64,
+    cpu_seconds: f64,
+    pids: u64,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 impl From<pb::ModuleStatus> for Row {
@@ -56,6 +64,10 @@ impl From<pb::ModuleStatus> for Row {
             image_digest: m.image_digest,
             last_start_time: m.last_start_time,
             last_exit_time: m.last_exit_time,
+            memory_bytes: m.memory_bytes,
+            memory_limit_bytes: m.memory_limit_bytes,
+            cpu_seconds: m.cpu_seconds,
+            pids: m.pids,
         }
     }
 }
@@ -72,11 +84,12 @@ fn print(rows: Vec<Row>, format: Format) -> anyhow::Result<()> {
                         r.status.clone(),
                         r.description.clone(),
                         r.restarts.to_string(),
+                        if r.status == "running" { mib(r.memory_bytes) } else { "-".to_owned() },
                         r.image.clone(),
                     ]
                 })
                 .collect();
-            output::table(&["NAME", "STATUS", "DESCRIPTION", "RESTARTS", "IMAGE"], &cells);
+            output::table(&["NAME", "STATUS", "DESCRIPTION", "RESTARTS", "MEMORY", "IMAGE"], &cells);
             Ok(())
         }
     }
@@ -124,6 +137,16 @@ pub async fn show(module: String, socket: &Path, format: Format) -> anyhow::Resu
                 ("image digest", or_dash(&row.image_digest)),
                 ("last start", or_dash(&row.last_start_time)),
                 ("last exit", or_dash(&row.last_exit_time)),
+                (
+                    "memory",
+                    if row.memory_limit_bytes > 0 {
+                        format!("{} of {}", mib(row.memory_bytes), mib(row.memory_limit_bytes))
+                    } else {
+                        mib(row.memory_bytes)
+                    },
+                ),
+                ("cpu time", format!("{:.2} s", row.cpu_seconds)),
+                ("processes", row.pids.to_string()),
             ];
             for (key, value) in fields {
                 println!("{key:<13} {value}");

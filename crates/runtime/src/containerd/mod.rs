@@ -3,6 +3,7 @@
 mod containers;
 mod content;
 mod images;
+mod metrics;
 mod pull;
 
 use std::path::{Path, PathBuf};
