@@ -179,6 +179,23 @@ impl Reconciler {
         }
         let plan = plan(desired, &observed, &|image: &str| image_digests.contains_key(image), &self.settings, now);
         let mut blocked: BTreeMap<ModuleId, Blocked> = BTreeMap::new();
+        // Modules no longer desired are stopped concurrently: each may take the whole grace
+        // period, and none of them should delay the others or the rest of the plan.
+        let leaving: Vec<&ModuleId> = plan
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Stop { module } if !desired.contains_key(module) => Some(module),
+                _ => None,
+            })
+            .collect();
+        let stops = leaving.iter().map(|module| self.runtime.stop(module.as_str(), STOP_GRACE));
+        for (module, result) in leaving.iter().zip(futures::future::join_all(stops).await) {
+            if let Err(e) = result {
+                tracing::warn!(%module, error = %e, "cannot stop a removed module");
+                blocked.insert((*module).clone(), Blocked::Failed(e.to_string()));
+            }
+        }
         for step in &plan.steps {
             let module = match step {
                 Step::Pull { image } => {
@@ -198,7 +215,7 @@ impl Reconciler {
                 | Step::Create { module }
                 | Step::Start { module, .. } => module,
             };
-            if blocked.contains_key(module) {
+            if blocked.contains_key(module) || (matches!(step, Step::Stop { .. }) && !desired.contains_key(module)) {
                 continue;
             }
             if let Err(reason) = self.execute(step, desired, now).await {

@@ -308,3 +308,22 @@ async fn module_output_is_kept_in_rotated_files_and_streamed() {
     assert_eq!(missing.code(), tonic::Code::NotFound);
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containerd_restart_is_ridden_out() {
+    let mut env = setup().await;
+    let daemon = start(config(&env)).await;
+    let mut client = daemon.client().await;
+    let one = manifest_json(&[("steady", 1, LOOP, "always")]);
+    client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: one }).await.unwrap();
+    until(&mut client, &[("steady", "running")]).await;
+    let before = pid(&env.client, "steady").await;
+
+    // containerd goes away and comes back; its shims, and so the module, keep running.
+    tokio::task::block_in_place(|| env.containerd.restart());
+    let two = manifest_json(&[("steady", 1, LOOP, "always"), ("newcomer", 2, LOOP, "always")]);
+    client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: two }).await.unwrap();
+    until(&mut client, &[("newcomer", "running"), ("steady", "running")]).await;
+    assert_eq!(pid(&env.client, "steady").await, before, "not restarted");
+    daemon.stop().await;
+}

@@ -21,9 +21,8 @@ impl Containerd {
     pub fn start() -> Containerd {
         let dir = tempfile::Builder::new().prefix("ctd").tempdir_in("/tmp").expect("a temporary directory");
         let root = dir.path();
-        let config = root.join("config.toml");
         std::fs::write(
-            &config,
+            root.join("config.toml"),
             format!(
                 "version = 2\nroot = \"{r}/root\"\nstate = \"{r}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
                  [grpc]\n  address = \"{r}/containerd.sock\"\n[ttrpc]\n  address = \"{r}/containerd.sock.ttrpc\"\n",
@@ -31,29 +30,27 @@ impl Containerd {
             ),
         )
         .expect("write containerd config");
-        let log = std::fs::File::create(root.join("containerd.log")).expect("create containerd log");
-        let mut child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run containerd ({e}); these tests need it: apt-get install containerd runc")
-            });
-        let socket = root.join("containerd.sock");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(root.join("containerd.log")).unwrap_or_default();
-                panic!("containerd exited ({status}) before listening:\n{log}");
-            }
-            assert!(Instant::now() < deadline, "containerd did not listen on {} within 30 s", socket.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn(root);
         let suffix = dir.path().file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
         let namespace = format!("test-{}", suffix.trim_start_matches("ctd"));
         Containerd { child, dir, namespace }
+    }
+
+    /// Stops containerd (SIGTERM; its shims and their tasks keep running, as in production)
+    /// and starts it again on the same root and socket.
+    pub fn restart(&mut self) {
+        self.terminate();
+        self.child = spawn(self.dir.path());
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The namespace tests should use with this containerd.
@@ -74,13 +71,7 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.terminate();
         // Shims outlive containerd by design; ours are recognised by our socket address.
         let address = self.socket().display().to_string();
         if let Ok(procs) = std::fs::read_dir("/proc") {
@@ -114,4 +105,34 @@ impl Drop for Containerd {
             }
         }
     }
+}
+
+/// Starts containerd with the configuration in `root` and waits for its socket.
+fn spawn(root: &Path) -> Child {
+    let _ = std::fs::remove_file(root.join("containerd.sock"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("containerd.log"))
+        .expect("open containerd log");
+    let mut child = Command::new("containerd")
+        .arg("--config")
+        .arg(root.join("config.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run containerd ({e}); these tests need it: apt-get install containerd runc")
+        });
+    let socket = root.join("containerd.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(root.join("containerd.log")).unwrap_or_default();
+            panic!("containerd exited ({status}) before listening:\n{log}");
+        }
+        assert!(Instant::now() < deadline, "containerd did not listen on {} within 30 s", socket.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
