@@ -3,10 +3,12 @@
 
 pub mod containerd;
 pub mod eventually;
+pub mod mosquitto;
 pub mod registry;
 pub mod swtpm;
 
 pub use containerd::Containerd;
 pub use eventually::eventually;
+pub use mosquitto::Mosquitto;
 pub use registry::Registry;
 pub use swtpm::Swtpm;
