@@ -3,7 +3,7 @@
 //! agent's idle RSS. Everything runs on a private containerd started for the benchmark.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -11,6 +11,7 @@ use outpost_runtime::container::TaskState;
 use outpost_runtime::containerd::Containerd as Client;
 use outpost_runtime::oci::{ImageBuilder, write_archive};
 
+use crate::agentd::Agentd;
 use crate::daemon::{Identityd, rss_kib, write_config};
 use crate::util::{cargo, sh, target_dir};
 
@@ -60,15 +61,6 @@ async fn until_running(client: &Client, id: &str, deadline: Duration) -> anyhow:
     }
 }
 
-fn agent(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
-    Ok(Command::new(bin)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log)?)
-        .spawn()?)
-}
-
 /// Runs the benchmark with `runs` deployments.
 pub fn run(runs: usize) -> anyhow::Result<()> {
     eprintln!("building release binaries");
@@ -92,18 +84,8 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
     let identity_config = write_config(root, "file", "device:/dev/tpmrm0")?;
     let identityd =
         Identityd::start(&bin.join("outpost-identityd"), &identity_config, root, &root.join("identityd.log"))?;
-    let agent_config = root.join("agent.toml");
-    std::fs::write(
-        &agent_config,
-        format!(
-            "[paths]\nstate_dir = \"{r}/agent\"\nsocket = \"{r}/run/agent.sock\"\nidentity_socket = \"{r}/run/identity.sock\"\n\
-             workload_dir = \"{r}/run/mnt\"\nlog_dir = \"{r}/logs\"\n[containerd]\nsocket = \"{s}\"\nnamespace = \"{ns}\"\n",
-            r = root.display(),
-            s = containerd.socket().display()
-        ),
-    )?;
-    let mut agent = agent(&bin.join("outpost-agent"), &agent_config, &root.join("agent.log"))?;
-    let agent_socket = root.join("run/agent.sock");
+    let agent = Agentd::start(&bin.join("outpost-agent"), root, &identityd, &containerd.socket(), &ns)?;
+    let agent_socket = agent.socket.clone();
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(async {
@@ -117,17 +99,6 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         let archive = root.join("busybox.tar");
         write_archive(&image, IMAGE, &archive)?;
         client.import_archive(&archive, None).await?;
-        let end = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&agent_socket).is_err() {
-            if Instant::now() > end {
-                bail!(
-                    "outpost-agent did not open {}; see {}",
-                    agent_socket.display(),
-                    root.join("agent.log").display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         let deploy = |text: String| -> anyhow::Result<()> {
             let file = root.join("manifest.json");
             std::fs::write(&file, text)?;
@@ -193,10 +164,9 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(5)).await;
         Ok((agent_samples, ctr_samples))
     });
-    let agent_rss = rss_kib(agent.id());
+    let agent_rss = rss_kib(agent.pid());
     let identity_rss = identityd.rss_kib();
-    let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
-    let _ = agent.wait();
+    agent.stop()?;
     identityd.stop()?;
     let (agent_samples, ctr_samples) = result?;
     let (a50, a99) = summary(agent_samples);

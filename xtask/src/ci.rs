@@ -19,6 +19,10 @@ pub fn run_ci() -> anyhow::Result<()> {
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sh(cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"]))?;
     sh(cargo().args(["test", "--workspace", "--locked"]))?;
+    // The images, end to end: pushed to a loopback registry, pulled and run by the agent.
+    sh(cargo()
+        .args(["run", "--quiet", "--locked", "--package", "xtask", "--features", "containers", "--"])
+        .args(["images", "--debug", "--smoke"]))?;
     Ok(())
 }
 

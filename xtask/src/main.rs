@@ -1,11 +1,15 @@
 //! `cargo xtask`: the project's automation. `ci` is what continuous integration runs;
 //! `quickstart` is the guided demo; `bench` measures; `tidy` checks the crate graph.
 
+#[cfg(feature = "containers")]
+mod agentd;
 mod bench;
 #[cfg(feature = "containers")]
 mod bench_agent;
 mod ci;
 mod daemon;
+#[cfg(feature = "containers")]
+mod images;
 mod quickstart;
 mod tidy;
 mod util;
@@ -33,6 +37,23 @@ enum Task {
     },
     /// Check that crates depend on each other only in the allowed direction.
     Tidy,
+    /// Build Outpost's OCI images (sample modules, services) into target/images; optionally
+    /// push them, or run them end to end (--smoke).
+    Images(ImagesArgs),
+}
+
+/// Options of `cargo xtask images`.
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    /// Build from debug binaries (faster; for tests) instead of release ones.
+    #[arg(long)]
+    pub debug: bool,
+    /// Push every image to this registry (`host[:port]`) as `<registry>/outpost/<name>:<version>`.
+    #[arg(long)]
+    pub push: Option<String>,
+    /// Afterwards, run the images end to end on a private containerd, registry and broker.
+    #[arg(long)]
+    pub smoke: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +62,17 @@ fn main() -> anyhow::Result<()> {
         Task::Quickstart => quickstart::run(),
         Task::Bench { which } => bench::run(which),
         Task::Tidy => tidy::run(),
+        #[cfg(feature = "containers")]
+        Task::Images(options) => images::run(&options),
+        #[cfg(not(feature = "containers"))]
+        Task::Images(options) => {
+            let mut args = vec!["images".to_owned()];
+            args.extend(options.debug.then(|| "--debug".to_owned()));
+            if let Some(registry) = options.push {
+                args.extend(["--push".to_owned(), registry]);
+            }
+            args.extend(options.smoke.then(|| "--smoke".to_owned()));
+            util::with_containers(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        }
     }
 }

@@ -40,9 +40,10 @@ pub enum ClientError {
 }
 
 /// Logging for the sample binaries: `RUST_LOG`-style filter from `OUTPOST_LOG` (default
-/// `info`), human-readable lines on stderr.
+/// `info`), human-readable lines on stderr (colours only on a terminal: logs are files).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }

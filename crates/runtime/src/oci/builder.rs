@@ -36,6 +36,35 @@ pub struct BuiltImage {
     pub layer: Vec<u8>,
 }
 
+/// The shared libraries `program` loads, from `ldd` (the vDSO, which has no file, is
+/// skipped). A static program has none.
+pub fn shared_libraries(program: &Path) -> Result<Vec<std::path::PathBuf>, RuntimeError> {
+    let output = std::process::Command::new("ldd").arg(program).output().map_err(RuntimeError::io(program))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        // ldd fails on static executables ("not a dynamic executable").
+        return Ok(Vec::new());
+    }
+    let mut libraries = Vec::new();
+    for line in text.lines() {
+        let resolved = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        match resolved {
+            Some(path) if path.starts_with('/') => libraries.push(std::path::PathBuf::from(path)),
+            Some("not") => {
+                return Err(RuntimeError::InvalidImage {
+                    what: program.display().to_string(),
+                    reason: format!("a shared library is missing on this host: {}", line.trim()),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(libraries)
+}
+
 fn clean(path: &str) -> String {
     path.trim_start_matches('/').trim_end_matches('/').to_owned()
 }
@@ -73,6 +102,18 @@ impl ImageBuilder {
             &std::fs::metadata(source).map_err(RuntimeError::io(source))?.permissions(),
         ) & 0o7777;
         Ok(self.bytes(path, data, mode))
+    }
+
+    /// Adds the host executable `source` at `path` together with the shared libraries it
+    /// loads (as `ldd` resolves them on this host, at the same paths), so that a dynamically
+    /// linked program runs in an otherwise empty image.
+    pub fn program(mut self, path: &str, source: &Path) -> Result<Self, RuntimeError> {
+        self = self.file(path, source)?;
+        for library in shared_libraries(source)? {
+            let in_image = library.display().to_string();
+            self = self.file(&in_image, &library)?;
+        }
+        Ok(self)
     }
 
     /// Adds a directory.
@@ -189,6 +230,13 @@ impl ImageBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_bring_their_shared_libraries() {
+        let libraries = shared_libraries(Path::new("/bin/ls")).unwrap();
+        assert!(libraries.iter().any(|l| l.to_string_lossy().contains("libc.so")), "{libraries:?}");
+        assert!(shared_libraries(Path::new("/bin/busybox")).unwrap().is_empty(), "busybox-static has none");
+    }
 
     #[test]
     fn images_are_reproducible_and_self_consistent() {
