@@ -29,6 +29,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// Module logs.
     pub logs: LogsConfig,
+    /// Deployment sources besides the management API.
+    pub deployment: DeploymentConfig,
     /// Management socket.
     pub management: ManagementConfig,
     /// Callers allowed besides root and the agent's uid.
@@ -110,6 +112,22 @@ pub struct RestartConfig {
 impl Default for RestartConfig {
     fn default() -> Self {
         Self { cool_off_unit_secs: 10, max_cool_off_secs: 300, max_restarts: 20, healthy_after_secs: 600 }
+    }
+}
+
+/// `[deployment]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeploymentConfig {
+    /// A manifest file applied whenever its content changes; empty for none.
+    pub file: PathBuf,
+    /// Seconds between looks at the file.
+    pub poll_secs: u64,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        Self { file: PathBuf::new(), poll_secs: 2 }
     }
 }
 

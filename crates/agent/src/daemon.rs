@@ -164,6 +164,13 @@ impl Agent {
         self.logs.clone()
     }
 
+    /// The agent's state as Azure's `$edgeAgent` reported properties.
+    pub fn reported_properties(&self) -> serde_json::Value {
+        let desired = self.lock();
+        let version = crate::reported::desired_version(&desired.text);
+        crate::reported::reported(desired.manifest.as_ref(), version, &self.last_desired_status(), &self.statuses())
+    }
+
     /// How the last desired deployment fared.
     pub fn last_desired_status(&self) -> LastDesiredStatus {
         self.last_desired.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -143,6 +143,7 @@ impl pb::agent_server::Agent for AgentGrpc {
         Ok(Response::new(pb::GetDeploymentResponse {
             manifest_json: self.agent.deployment_text(),
             last_desired_status: Some(pb::LastDesiredStatus { code: last.code.into(), description: last.description }),
+            reported_properties_json: self.agent.reported_properties().to_string(),
         }))
     }
 

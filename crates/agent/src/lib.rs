@@ -17,7 +17,9 @@ pub mod module_container;
 pub mod planner;
 pub mod pulls;
 pub mod reconcile;
+pub mod reported;
 pub mod restart;
+pub mod source;
 pub mod status;
 
 use std::path::PathBuf;
@@ -123,6 +125,13 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let agent = Arc::new(Agent::new(store, reconciler)?);
     let interval = Duration::from_secs(config.reconcile.interval_secs.max(1));
     let reconcile = tokio::spawn(agent.clone().run(interval, shutdown.child_token()));
+    if !config.deployment.file.as_os_str().is_empty() {
+        let watched = source::WatchedFile::new(
+            config.deployment.file.clone(),
+            Duration::from_secs(config.deployment.poll_secs.max(1)),
+        );
+        tokio::spawn(source::feed(agent.clone(), Box::new(watched), shutdown.child_token()));
+    }
 
     let (health, health_service) = outpost_rpc::health::service();
     health.set_serving::<AgentServer<grpc::AgentGrpc>>().await;

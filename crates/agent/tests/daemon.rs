@@ -327,3 +327,39 @@ async fn a_containerd_restart_is_ridden_out() {
     assert_eq!(pid(&env.client, "steady").await, before, "not restarted");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_watched_deployment_file_is_applied_and_reported_like_azure() {
+    let env = setup().await;
+    let mut config = config(&env);
+    let file = env.dir.path().join("deployment.json");
+    config.deployment.file = file.clone();
+    config.deployment.poll_secs = 1;
+    let daemon = start(config).await;
+    let mut client = daemon.client().await;
+    let text = manifest_json(&[("watched", 1, LOOP, "always")])
+        .replacen(r#""schemaVersion": "1.1","#, r#""schemaVersion": "1.1", "$version": 3,"#, 1);
+    std::fs::write(&file, &text).unwrap();
+    until(&mut client, &[("watched", "running")]).await;
+    let deployment = client.get_deployment(pb::GetDeploymentRequest {}).await.unwrap().into_inner();
+    assert_eq!(deployment.manifest_json, text);
+    let reported: serde_json::Value = serde_json::from_str(&deployment.reported_properties_json).unwrap();
+    assert_eq!(reported["lastDesiredVersion"], 3);
+    assert_eq!(reported["modules"]["watched"]["runtimeStatus"], "running");
+    assert_eq!(reported["modules"]["watched"]["restartPolicy"], "always");
+
+    // A broken file is refused (400) and the running deployment stays.
+    std::fs::write(&file, "{\"modulesContent\": ").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let last = client.get_deployment(pb::GetDeploymentRequest {}).await.unwrap().into_inner();
+        if last.last_desired_status.as_ref().is_some_and(|s| s.code == 400) {
+            assert_eq!(last.manifest_json, text, "the stored deployment is untouched");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the broken file was not refused: {last:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until(&mut client, &[("watched", "running")]).await;
+    daemon.stop().await;
+}

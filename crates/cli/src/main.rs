@@ -43,8 +43,11 @@ enum Command {
     /// How the last deployment fared (Azure's lastDesiredStatus), or its manifest.
     Deployment {
         /// Print the applied manifest JSON instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "reported")]
         manifest: bool,
+        /// Print the agent's state as Azure's `$edgeAgent` reported properties.
+        #[arg(long)]
+        reported: bool,
     },
     /// List modules with their status.
     List,
@@ -93,8 +96,8 @@ fn main() -> std::process::ExitCode {
                 commands::check::run(args, &cli.identity_socket, &cli.agent_socket, cli.output).await
             }
             Command::Deploy { file } => commands::modules::deploy(&file, &cli.agent_socket, cli.output).await,
-            Command::Deployment { manifest } => {
-                commands::modules::deployment(manifest, &cli.agent_socket, cli.output).await
+            Command::Deployment { manifest, reported } => {
+                commands::modules::deployment(manifest, reported, &cli.agent_socket, cli.output).await
             }
             Command::List => commands::modules::list(&cli.agent_socket, cli.output).await,
             Command::Show { module } => commands::modules::show(module, &cli.agent_socket, cli.output).await,

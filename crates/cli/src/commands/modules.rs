@@ -156,11 +156,17 @@ pub async fn show(module: String, socket: &Path, format: Format) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// `outpost deployment [--manifest]`: how the last deployment fared, or its text.
-pub async fn deployment(manifest: bool, socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
+/// `outpost deployment [--manifest | --reported]`: how the last deployment fared, its
+/// text, or the agent's reported properties.
+pub async fn deployment(manifest: bool, reported: bool, socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let response = client(socket).await?.get_deployment(pb::GetDeploymentRequest {}).await?.into_inner();
     if manifest {
         print!("{}", response.manifest_json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if reported {
+        let value: serde_json::Value = serde_json::from_str(&response.reported_properties_json)?;
+        output::json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     let last = response.last_desired_status.unwrap_or_default();
