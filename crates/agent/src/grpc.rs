@@ -65,6 +65,18 @@ fn to_pb(status: ModuleStatus) -> pb::ModuleStatus {
     }
 }
 
+/// `: cause: cause` for an error's sources, so that a refused archive says why.
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = String::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Adds the running module's resource usage to `status`.
 async fn with_usage(runtime: &dyn ContainerRuntime, mut status: pb::ModuleStatus) -> pb::ModuleStatus {
     if status.runtime_status == "running"
@@ -195,6 +207,25 @@ impl pb::agent_server::Agent for AgentGrpc {
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn import_image(
+        &self,
+        req: Request<pb::ImportImageRequest>,
+    ) -> Result<Response<pb::ImportImageResponse>, Status> {
+        let req = req.into_inner();
+        let path = std::path::PathBuf::from(&req.path);
+        if !path.is_absolute() {
+            return Err(Status::invalid_argument(format!("path: {:?} is not absolute", req.path)));
+        }
+        let name = (!req.name.is_empty()).then_some(req.name.as_str());
+        let imported = self
+            .agent
+            .runtime()
+            .import_archive(&path, name)
+            .await
+            .map_err(|e| Status::failed_precondition(format!("{e}{}", source_chain(&e))))?;
+        Ok(Response::new(pb::ImportImageResponse { name: imported.name, digest: imported.manifest_digest }))
     }
 
     type PullImageStream = ProgressStream;

@@ -223,6 +223,17 @@ async fn modules_are_pulled_from_a_registry_with_the_deployments_credentials() {
     };
     assert!(error.message().contains("not found"), "{}", error.message());
 
+    // Offline devices import archives instead.
+    let archive = env.dir.path().join("imported.tar");
+    let imported = busybox("imported\n");
+    outpost_runtime::oci::write_archive(&imported, "outpost.test/imported:1", &archive).unwrap();
+    let request = pb::ImportImageRequest { path: archive.display().to_string(), name: String::new() };
+    let answer = client.import_image(request).await.unwrap().into_inner();
+    assert_eq!((answer.name.as_str(), answer.digest), ("outpost.test/imported:1", digest(&imported.manifest)));
+    let missing = pb::ImportImageRequest { path: "/nonexistent/archive.tar".into(), name: "x:1".into() };
+    let error = client.import_image(missing).await.unwrap_err();
+    assert!(error.message().contains("/nonexistent/archive.tar"), "{}", error.message());
+
     // A manifest with an unsupported schema version is refused (412); the module stays.
     let bad = with("s3cret").replacen(r#""schemaVersion": "1.1""#, r#""schemaVersion": "9.0""#, 1);
     client.apply_deployment(pb::ApplyDeploymentRequest { manifest_json: bad }).await.unwrap_err();
@@ -337,8 +348,11 @@ async fn a_watched_deployment_file_is_applied_and_reported_like_azure() {
     config.deployment.poll_secs = 1;
     let daemon = start(config).await;
     let mut client = daemon.client().await;
-    let text = manifest_json(&[("watched", 1, LOOP, "always")])
-        .replacen(r#""schemaVersion": "1.1","#, r#""schemaVersion": "1.1", "$version": 3,"#, 1);
+    let text = manifest_json(&[("watched", 1, LOOP, "always")]).replacen(
+        r#""schemaVersion": "1.1","#,
+        r#""schemaVersion": "1.1", "$version": 3,"#,
+        1,
+    );
     std::fs::write(&file, &text).unwrap();
     until(&mut client, &[("watched", "running")]).await;
     let deployment = client.get_deployment(pb::GetDeploymentRequest {}).await.unwrap().into_inner();

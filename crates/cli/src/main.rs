@@ -58,6 +58,14 @@ enum Command {
     },
     /// Print a module's output (stdout and stderr), optionally following it.
     Logs(commands::logs::LogsArgs),
+    /// Import an OCI layout archive (e.g. from `cargo xtask images`) into the device's runtime.
+    Import {
+        /// The archive.
+        file: PathBuf,
+        /// Name the image this way instead of by the archive's reference.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Pull an image now, with progress (the deployment's registry credentials apply).
     Pull {
         /// Image reference, e.g. 127.0.0.1:5000/sensor:1.
@@ -102,6 +110,9 @@ fn main() -> std::process::ExitCode {
             Command::List => commands::modules::list(&cli.agent_socket, cli.output).await,
             Command::Show { module } => commands::modules::show(module, &cli.agent_socket, cli.output).await,
             Command::Logs(args) => commands::logs::logs(args, &cli.agent_socket, cli.output).await,
+            Command::Import { file, name } => {
+                commands::images::import(&file, name, &cli.agent_socket, cli.output).await
+            }
             Command::Pull { image } => commands::images::pull(image, &cli.agent_socket, cli.output).await,
             Command::Start { module } => {
                 commands::modules::control(Action::Start, module, &cli.agent_socket, cli.output).await

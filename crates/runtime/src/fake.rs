@@ -167,6 +167,26 @@ impl ContainerRuntime for FakeRuntime {
         })
     }
 
+    async fn import_archive(
+        &self,
+        archive: &std::path::Path,
+        name: Option<&str>,
+    ) -> Result<ImportedImage, RuntimeError> {
+        let name = name.map(str::to_owned).unwrap_or_else(|| archive.display().to_string());
+        self.add_image(&name);
+        Ok(ImportedImage {
+            manifest_digest: self.lock().images.get(&name).cloned().unwrap_or_default(),
+            name,
+            config: ImageConfig {
+                architecture: crate::oci::host_architecture().into(),
+                os: "linux".into(),
+                config: Default::default(),
+                rootfs: RootFs { kind: "layers".into(), diff_ids: Vec::new() },
+            },
+            top_snapshot: String::new(),
+        })
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         self.check(Op::Create, &spec.id, Call::Create(spec.id.clone()))?;
         let mut state = self.lock();

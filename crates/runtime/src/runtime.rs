@@ -2,6 +2,7 @@
 //! containers and images. [`crate::containerd::Containerd`] is the implementation; a
 //! recording fake (feature `fake`) serves unit tests.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
         name: &str,
         progress: Arc<watch::Sender<PullProgress>>,
     ) -> Result<ImportedImage, RuntimeError>;
+
+    /// Imports the OCI layout archive at `archive`, naming the image `name` (or by the
+    /// archive's own reference).
+    async fn import_archive(&self, archive: &Path, name: Option<&str>) -> Result<ImportedImage, RuntimeError>;
 
     /// Creates a container (not started).
     async fn create_container(&self, spec: &ContainerSpec) -> Result<(), RuntimeError>;
@@ -61,6 +66,10 @@ impl ContainerRuntime for Containerd {
         progress: Arc<watch::Sender<PullProgress>>,
     ) -> Result<ImportedImage, RuntimeError> {
         Containerd::pull(self, registry, name, progress).await
+    }
+
+    async fn import_archive(&self, archive: &Path, name: Option<&str>) -> Result<ImportedImage, RuntimeError> {
+        Containerd::import_archive(self, archive, name).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {

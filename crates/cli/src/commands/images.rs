@@ -1,5 +1,6 @@
-//! `outpost pull IMAGE`: pulls an image through the agent (with the deployment's registry
-//! credentials), showing progress.
+//! `outpost pull IMAGE` (through the agent, with the deployment's registry credentials,
+//! showing progress) and `outpost import FILE` (an OCI layout archive, for devices without a
+//! registry).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
@@ -47,6 +48,18 @@ pub async fn pull(image: String, socket: &Path, format: Format) -> anyhow::Resul
             "image": image, "digest": last.digest, "layers": last.layers_total, "bytes": last.bytes_total
         }))?,
         Format::Table => println!("pulled {image} ({})", last.digest),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outpost import FILE [--name NAME]`.
+pub async fn import(file: &Path, name: Option<String>, socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let path = std::path::absolute(file)?;
+    let request = pb::ImportImageRequest { path: path.display().to_string(), name: name.unwrap_or_default() };
+    let imported = client(socket).await?.import_image(request).await?.into_inner();
+    match format {
+        Format::Json => output::json(&serde_json::json!({"image": imported.name, "digest": imported.digest}))?,
+        Format::Table => println!("imported {} ({})", imported.name, imported.digest),
     }
     Ok(ExitCode::SUCCESS)
 }
