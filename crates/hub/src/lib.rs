@@ -1,0 +1,8 @@
+//! outpost-hub: the device's message hub — an MQTT 3.1.1 and 5.0 broker that speaks IoT
+//! Hub's dialect, routes messages between modules and upstream, and keeps every message it
+//! acknowledged until it is delivered.
+//!
+//! - [`mqtt`]: the sans-IO protocol layer: a strict packet codec for both protocol versions
+//!   and topic names and filters.
+
+pub mod mqtt;
