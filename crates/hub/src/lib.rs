@@ -3,6 +3,9 @@
 //! acknowledged until it is delivered.
 //!
 //! - [`mqtt`]: the sans-IO protocol layer: a strict packet codec for both protocol versions
-//!   and topic names and filters.
+//!   and topic names and filters;
+//! - [`broker`]: the broker's state machine (sessions, subscriptions, retained messages,
+//!   wills, QoS flows), also without I/O.
 
+pub mod broker;
 pub mod mqtt;

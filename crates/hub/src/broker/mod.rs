@@ -1,0 +1,474 @@
+//! The broker without I/O: connections' packets in, packets to send and connections to close
+//! out. Sessions (with subscriptions, queued and in-flight messages), retained messages,
+//! wills, QoS 0/1/2 in both directions, shared subscriptions and MQTT 5 topic aliases,
+//! session expiry and reason codes.
+
+pub mod session;
+pub mod subscriptions;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::mqtt::topic::{matches, parse_filter};
+use crate::mqtt::{
+    Ack, ConnAck, Connect, Disconnect, Packet, Properties, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    Version, Will, reason,
+};
+use session::{ConnId, Outgoing, Session};
+use subscriptions::Subscriptions;
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // transient: consumed as soon as the handler returns
+pub enum Action {
+    /// Send a packet on a connection.
+    Send(ConnId, Packet),
+    /// Close a connection (after what was sent before).
+    Close(ConnId),
+}
+
+/// The broker's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest packet accepted, bytes (IoT Hub's 256 KB by default).
+    pub max_packet_size: usize,
+    /// QoS 1/2 deliveries in flight per session.
+    pub max_inflight: usize,
+    /// Messages queued per session beyond the in-flight window or while offline.
+    pub max_queued: usize,
+    /// Topic aliases a v5 client may use.
+    pub topic_alias_maximum: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_packet_size: 256 * 1024, max_inflight: 100, max_queued: 10_000, topic_alias_maximum: 64 }
+    }
+}
+
+#[derive(Debug)]
+struct Connection {
+    client_id: String,
+    version: Version,
+    will: Option<Will>,
+    aliases: HashMap<u16, String>,
+}
+
+/// The broker's state.
+#[derive(Debug, Default)]
+pub struct Broker {
+    limits: Limits,
+    sessions: HashMap<String, Session>,
+    connections: HashMap<ConnId, Connection>,
+    subscriptions: Subscriptions,
+    retained: BTreeMap<String, Publish>,
+    next_client: u64,
+    /// Messages dropped because a session's queue was full.
+    pub dropped: u64,
+}
+
+fn protocol_close(conn: ConnId, version: Version, code: u8, why: &str, out: &mut Vec<Action>) {
+    if version == Version::V5 {
+        let properties = Properties { reason_string: Some(why.to_owned()), ..Default::default() };
+        out.push(Action::Send(conn, Packet::Disconnect(Disconnect { code, properties })));
+    }
+    out.push(Action::Close(conn));
+}
+
+impl Broker {
+    /// A broker with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, ..Self::default() }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Connected clients.
+    pub fn connected(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Handles a packet from `conn`, appending what to do to `out`.
+    pub fn handle(&mut self, conn: ConnId, packet: Packet, out: &mut Vec<Action>) {
+        let Some(version) = self.connections.get(&conn).map(|c| c.version) else {
+            match packet {
+                Packet::Connect(connect) => self.connect(conn, *connect, out),
+                _ => out.push(Action::Close(conn)),
+            }
+            return;
+        };
+        match packet {
+            Packet::Publish(publish) => self.publish_in(conn, version, publish, out),
+            Packet::PubAck(ack) | Packet::PubComp(ack) => self.acknowledged(conn, ack.packet_id, out),
+            Packet::PubRec(ack) => self.received(conn, ack.packet_id, out),
+            Packet::PubRel(ack) => {
+                if let Some(session) = self.session_of(conn) {
+                    let known = session.awaiting_release.remove(&ack.packet_id);
+                    let code = if known || version == Version::V311 {
+                        reason::SUCCESS
+                    } else {
+                        reason::PACKET_IDENTIFIER_NOT_FOUND
+                    };
+                    let comp = Ack { packet_id: ack.packet_id, code, properties: Properties::default() };
+                    out.push(Action::Send(conn, Packet::PubComp(comp)));
+                }
+            }
+            Packet::Subscribe(subscribe) => self.subscribe(conn, version, subscribe, out),
+            Packet::Unsubscribe(unsubscribe) => self.unsubscribe(conn, version, unsubscribe, out),
+            Packet::PingReq => out.push(Action::Send(conn, Packet::PingResp)),
+            Packet::Disconnect(disconnect) => {
+                if disconnect.code != reason::DISCONNECT_WITH_WILL
+                    && let Some(c) = self.connections.get_mut(&conn)
+                {
+                    c.will = None;
+                }
+                out.push(Action::Close(conn));
+                self.closed(conn, out);
+            }
+            Packet::Connect(_) => protocol_close(conn, version, reason::PROTOCOL_ERROR, "a second CONNECT", out),
+            other => {
+                let why = format!("{} is not sent by clients", other.name());
+                protocol_close(conn, version, reason::PROTOCOL_ERROR, &why, out);
+            }
+        }
+    }
+
+    /// `conn` is gone (closed by either side, or timed out): its will is published unless
+    /// it disconnected normally, and a session that ends with its connection is removed.
+    pub fn closed(&mut self, conn: ConnId, out: &mut Vec<Action>) {
+        let Some(connection) = self.connections.remove(&conn) else { return };
+        if let Some(will) = connection.will {
+            let publish = Publish {
+                dup: false,
+                qos: will.qos,
+                retain: will.retain,
+                topic: will.topic,
+                packet_id: None,
+                payload: will.payload,
+                properties: will.properties,
+            };
+            self.route(&connection.client_id, publish, out);
+        }
+        let ends = match self.sessions.get_mut(&connection.client_id) {
+            Some(session) if session.connection == Some(conn) => {
+                session.connection = None;
+                session.ends_with_connection
+            }
+            _ => false,
+        };
+        if ends {
+            self.end_session(&connection.client_id);
+        }
+    }
+
+    fn end_session(&mut self, client_id: &str) {
+        if let Some(session) = self.sessions.remove(client_id) {
+            for filter in session.subscriptions.keys() {
+                if let Ok(filter) = parse_filter(filter) {
+                    self.subscriptions.remove(&filter, client_id);
+                }
+            }
+        }
+    }
+
+    fn session_of(&mut self, conn: ConnId) -> Option<&mut Session> {
+        let client_id = &self.connections.get(&conn)?.client_id;
+        self.sessions.get_mut(client_id)
+    }
+
+    fn connect(&mut self, conn: ConnId, connect: Connect, out: &mut Vec<Action>) {
+        let version = connect.version;
+        let refuse = |code_v311: u8, code_v5: u8, out: &mut Vec<Action>| {
+            let code = if version == Version::V5 { code_v5 } else { code_v311 };
+            let ack = ConnAck { session_present: false, code, properties: Properties::default() };
+            out.push(Action::Send(conn, Packet::ConnAck(ack)));
+            out.push(Action::Close(conn));
+        };
+        let mut assigned = None;
+        let client_id = if connect.client_id.is_empty() {
+            if version == Version::V311 && !connect.clean_start {
+                return refuse(reason::V311_IDENTIFIER_REJECTED, reason::CLIENT_IDENTIFIER_NOT_VALID, out);
+            }
+            self.next_client += 1;
+            let id = format!("outpost-auto-{}", self.next_client);
+            assigned = Some(id.clone());
+            id
+        } else {
+            connect.client_id.clone()
+        };
+        // Session takeover: the older connection goes.
+        if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.connection) {
+            if let Some(old_version) = self.connections.get(&old).map(|c| c.version) {
+                protocol_close(
+                    old,
+                    old_version,
+                    reason::SESSION_TAKEN_OVER,
+                    "another connection took the session",
+                    out,
+                );
+            }
+            // The old connection's will is published, as for any end without DISCONNECT.
+            self.closed(old, out);
+        }
+        let ends_with_connection = match version {
+            Version::V311 => connect.clean_start,
+            Version::V5 => connect.properties.session_expiry_interval.unwrap_or(0) == 0,
+        };
+        if connect.clean_start {
+            self.end_session(&client_id);
+        }
+        let session_present = self.sessions.contains_key(&client_id);
+        let session = self
+            .sessions
+            .entry(client_id.clone())
+            .or_insert_with(|| Session::new(client_id.clone(), version, ends_with_connection));
+        session.connection = Some(conn);
+        session.version = version;
+        session.ends_with_connection = ends_with_connection;
+        self.connections.insert(
+            conn,
+            Connection { client_id: client_id.clone(), version, will: connect.will, aliases: HashMap::new() },
+        );
+        let mut properties = Properties::default();
+        if version == Version::V5 {
+            properties.assigned_client_identifier = assigned;
+            properties.topic_alias_maximum = Some(self.limits.topic_alias_maximum);
+            properties.maximum_packet_size = Some(self.limits.max_packet_size as u32);
+            properties.receive_maximum = Some(self.limits.max_inflight.min(u16::MAX as usize) as u16);
+        }
+        let ack = ConnAck { session_present, code: reason::SUCCESS, properties };
+        out.push(Action::Send(conn, Packet::ConnAck(ack)));
+        // Resume: in-flight deliveries again (DUP), then the queue.
+        if let Some(session) = self.sessions.get_mut(&client_id) {
+            for (id, outgoing) in &session.inflight {
+                match outgoing {
+                    Outgoing::Sent(p) => {
+                        let mut p = p.clone();
+                        p.dup = true;
+                        p.packet_id = Some(*id);
+                        out.push(Action::Send(conn, Packet::Publish(p)));
+                    }
+                    Outgoing::Released => out.push(Action::Send(conn, Packet::PubRel(Ack::ok(*id)))),
+                }
+            }
+        }
+        self.flush(&client_id, out);
+    }
+
+    fn publish_in(&mut self, conn: ConnId, version: Version, mut publish: Publish, out: &mut Vec<Action>) {
+        let Some(connection) = self.connections.get_mut(&conn) else { return };
+        if let Some(alias) = publish.properties.topic_alias.take() {
+            if alias > self.limits.topic_alias_maximum {
+                return protocol_close(
+                    conn,
+                    version,
+                    reason::TOPIC_ALIAS_INVALID,
+                    "topic alias above the maximum",
+                    out,
+                );
+            }
+            if publish.topic.is_empty() {
+                match connection.aliases.get(&alias) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => return protocol_close(conn, version, reason::PROTOCOL_ERROR, "unknown topic alias", out),
+                }
+            } else {
+                connection.aliases.insert(alias, publish.topic.clone());
+            }
+        }
+        if publish.topic.starts_with('$') {
+            // $-topics are the broker's own ($SYS) or IoT Hub's ($iothub, served elsewhere).
+            let why = "topics starting with $ are reserved";
+            return protocol_close(conn, version, reason::TOPIC_NAME_INVALID, why, out);
+        }
+        let client_id = connection.client_id.clone();
+        let packet_id = publish.packet_id;
+        match publish.qos {
+            QoS::AtMostOnce => {
+                self.route(&client_id, publish, out);
+            }
+            QoS::AtLeastOnce => {
+                let delivered = self.route(&client_id, publish, out);
+                let code = if delivered == 0 && version == Version::V5 {
+                    reason::NO_MATCHING_SUBSCRIBERS
+                } else {
+                    reason::SUCCESS
+                };
+                let ack = Ack { packet_id: packet_id.unwrap_or(0), code, properties: Properties::default() };
+                out.push(Action::Send(conn, Packet::PubAck(ack)));
+            }
+            QoS::ExactlyOnce => {
+                let id = packet_id.unwrap_or(0);
+                let first = self.sessions.get_mut(&client_id).is_some_and(|s| s.awaiting_release.insert(id));
+                if first {
+                    self.route(&client_id, publish, out);
+                }
+                out.push(Action::Send(conn, Packet::PubRec(Ack::ok(id))));
+            }
+        }
+    }
+
+    /// Delivers `publish` from `sender` to every matching subscriber and updates retained
+    /// messages; returns the number of subscribers.
+    fn route(&mut self, sender: &str, publish: Publish, out: &mut Vec<Action>) -> usize {
+        if publish.retain {
+            if publish.payload.is_empty() {
+                self.retained.remove(&publish.topic);
+            } else {
+                let mut kept = publish.clone();
+                kept.dup = false;
+                kept.packet_id = None;
+                self.retained.insert(publish.topic.clone(), kept);
+            }
+        }
+        let subscribers = self.subscriptions.matching(&publish.topic);
+        let count = subscribers.len();
+        for subscriber in subscribers {
+            if subscriber.options.no_local && subscriber.client_id == sender {
+                continue;
+            }
+            let mut copy = publish.clone();
+            copy.qos = copy.qos.min(subscriber.options.qos);
+            copy.retain = subscriber.options.retain_as_published && publish.retain;
+            copy.dup = false;
+            copy.packet_id = None;
+            self.deliver(&subscriber.client_id, copy, out);
+        }
+        count
+    }
+
+    /// Sends `publish` to `client_id` now if it is connected and its window allows, else
+    /// queues it (QoS 1/2) or drops it (QoS 0 while offline).
+    fn deliver(&mut self, client_id: &str, mut publish: Publish, out: &mut Vec<Action>) {
+        let limits = self.limits;
+        let Some(session) = self.sessions.get_mut(client_id) else { return };
+        let connected = session.connection;
+        match (connected, publish.qos) {
+            (Some(conn), QoS::AtMostOnce) => {
+                publish.properties.topic_alias = None;
+                out.push(Action::Send(conn, Packet::Publish(publish)));
+            }
+            (None, QoS::AtMostOnce) => {}
+            (Some(conn), _) if session.queue.is_empty() && session.inflight.len() < limits.max_inflight => {
+                let Some(id) = session.next_packet_id() else { return };
+                publish.packet_id = Some(id);
+                session.inflight.insert(id, Outgoing::Sent(publish.clone()));
+                out.push(Action::Send(conn, Packet::Publish(publish)));
+            }
+            _ => {
+                if session.queue.len() < limits.max_queued {
+                    session.queue.push_back(publish);
+                } else {
+                    self.dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// Sends queued messages while the window allows.
+    fn flush(&mut self, client_id: &str, out: &mut Vec<Action>) {
+        let limits = self.limits;
+        let Some(session) = self.sessions.get_mut(client_id) else { return };
+        let Some(conn) = session.connection else { return };
+        while session.inflight.len() < limits.max_inflight {
+            let Some(mut publish) = session.queue.pop_front() else { break };
+            if publish.qos == QoS::AtMostOnce {
+                out.push(Action::Send(conn, Packet::Publish(publish)));
+                continue;
+            }
+            let Some(id) = session.next_packet_id() else {
+                session.queue.push_front(publish);
+                break;
+            };
+            publish.packet_id = Some(id);
+            session.inflight.insert(id, Outgoing::Sent(publish.clone()));
+            out.push(Action::Send(conn, Packet::Publish(publish)));
+        }
+    }
+
+    fn acknowledged(&mut self, conn: ConnId, packet_id: u16, out: &mut Vec<Action>) {
+        let Some(session) = self.session_of(conn) else { return };
+        session.inflight.remove(&packet_id);
+        let client_id = session.client_id.clone();
+        self.flush(&client_id, out);
+    }
+
+    fn received(&mut self, conn: ConnId, packet_id: u16, out: &mut Vec<Action>) {
+        let Some(session) = self.session_of(conn) else { return };
+        if let Some(outgoing) = session.inflight.get_mut(&packet_id) {
+            *outgoing = Outgoing::Released;
+        }
+        out.push(Action::Send(conn, Packet::PubRel(Ack::ok(packet_id))));
+    }
+
+    fn subscribe(&mut self, conn: ConnId, version: Version, subscribe: Subscribe, out: &mut Vec<Action>) {
+        let Some(client_id) = self.connections.get(&conn).map(|c| c.client_id.clone()) else { return };
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut retained = Vec::new();
+        for (text, options) in subscribe.filters {
+            let filter = match parse_filter(&text) {
+                Ok(filter) => filter,
+                Err(_) => {
+                    codes.push(if version == Version::V5 {
+                        reason::TOPIC_FILTER_INVALID
+                    } else {
+                        reason::V311_SUBACK_FAILURE
+                    });
+                    continue;
+                }
+            };
+            let Some(session) = self.sessions.get_mut(&client_id) else { return };
+            let existed = session.subscriptions.insert(text.clone(), options).is_some();
+            self.subscriptions.add(&filter, &client_id, options);
+            codes.push(options.qos as u8);
+            let send_retained = filter.share_group.is_none()
+                && (options.retain_handling == 0 || (options.retain_handling == 1 && !existed));
+            if send_retained {
+                for (topic, message) in &self.retained {
+                    if matches(&filter.filter, topic) {
+                        let mut copy = message.clone();
+                        copy.qos = copy.qos.min(options.qos);
+                        copy.retain = true;
+                        retained.push(copy);
+                    }
+                }
+            }
+        }
+        let ack = SubAck { packet_id: subscribe.packet_id, codes, properties: Properties::default() };
+        out.push(Action::Send(conn, Packet::SubAck(ack)));
+        for message in retained {
+            self.deliver(&client_id, message, out);
+        }
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, version: Version, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
+        let Some(client_id) = self.connections.get(&conn).map(|c| c.client_id.clone()) else { return };
+        let mut codes = Vec::new();
+        for text in unsubscribe.filters {
+            let existed = match parse_filter(&text) {
+                Ok(filter) => {
+                    let in_session =
+                        self.sessions.get_mut(&client_id).is_some_and(|s| s.subscriptions.remove(&text).is_some());
+                    self.subscriptions.remove(&filter, &client_id) || in_session
+                }
+                Err(_) => false,
+            };
+            codes.push(if existed { reason::SUCCESS } else { reason::NO_SUBSCRIPTION_EXISTED });
+        }
+        if version == Version::V311 {
+            codes.clear();
+        }
+        let ack = UnsubAck { packet_id: unsubscribe.packet_id, codes, properties: Properties::default() };
+        out.push(Action::Send(conn, Packet::UnsubAck(ack)));
+    }
+
+    /// Retained messages (for tests and admin).
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+}
