@@ -12,10 +12,14 @@ pub const TEST_PACKAGES: &[&str] = &["swtpm", "swtpm-tools", "tpm2-tools", "cont
 /// The official Azure IoT module SDK, used to prove workload API compatibility.
 pub const AZURE_SDK: &str = "azure-iot-device==2.14.0";
 
+/// paho-mqtt, a third-party MQTT client (3.1.1 and 5) the hub is tested with.
+pub const PAHO: &str = "paho-mqtt==2.1.0";
+
 /// Runs the whole CI pipeline.
 pub fn run_ci() -> anyhow::Result<()> {
     apt_install(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
     pip_install("azure.iot.device", AZURE_SDK)?;
+    pip_install("paho.mqtt", PAHO)?;
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sh(cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"]))?;
     sh(cargo().args(["test", "--workspace", "--locked"]))?;

@@ -1,0 +1,71 @@
+//! outpost-hub's configuration; `default-config.toml` is the commented default and must
+//! deserialise to [`Config::default`].
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use crate::broker::Limits;
+
+/// The commented default configuration printed by `--print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// MQTT listeners and limits.
+    pub mqtt: MqttConfig,
+}
+
+/// `[mqtt]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Plain TCP listener.
+    pub bind: SocketAddr,
+    /// Largest packet accepted, bytes.
+    pub max_packet_size: usize,
+    /// QoS 1/2 deliveries in flight per client.
+    pub max_inflight: usize,
+    /// Messages queued per client beyond the in-flight window or while it is away.
+    pub max_queued: usize,
+    /// Topic aliases an MQTT 5 client may use.
+    pub topic_alias_maximum: u16,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            max_packet_size: limits.max_packet_size,
+            max_inflight: limits.max_inflight,
+            max_queued: limits.max_queued,
+            topic_alias_maximum: limits.topic_alias_maximum,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// As the broker's limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_packet_size: self.max_packet_size.max(64),
+            max_inflight: self.max_inflight.max(1),
+            max_queued: self.max_queued,
+            topic_alias_maximum: self.topic_alias_maximum,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_default_is_the_default() {
+        let parsed: Config = outpost_daemon::config::parse_config(DEFAULT_CONFIG).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+}

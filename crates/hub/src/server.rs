@@ -1,0 +1,227 @@
+//! The broker's I/O: a task per TCP connection that decodes packets and writes what it is
+//! given, and one broker task that owns the [`Broker`] state and turns packets into actions.
+//! Connections never touch the state; the broker never blocks on a socket (a client that
+//! does not read is disconnected when its outbound queue is full).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::session::ConnId;
+use crate::broker::{Action, Broker, Limits};
+use crate::mqtt::{ConnAck, Disconnect, ErrorKind, Packet, Properties, Version, decode, encode, reason};
+
+/// A client must send CONNECT within this time of opening the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames queued per connection before a slow reader is disconnected.
+const OUTBOUND_QUEUE: usize = 4096;
+
+enum Outbound {
+    Bytes(Bytes),
+    Close,
+}
+
+#[allow(clippy::large_enum_variant)] // v5 properties inline; a compact form comes with the store
+enum Event {
+    Open(ConnId, mpsc::Sender<Outbound>),
+    Packet(ConnId, Packet),
+    /// The connection broke the protocol after its CONNECT: answered in order (after the
+    /// CONNACK and whatever else was already queued) and closed.
+    Violation(ConnId, crate::mqtt::DecodeError),
+    Closed(ConnId),
+}
+
+/// Accepts MQTT connections on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, limits: Limits, shutdown: CancellationToken) -> std::io::Result<()> {
+    let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let tracker = TaskTracker::new();
+    tracker.spawn(broker_task(Broker::new(limits), events_rx));
+    let mut next: ConnId = 0;
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        next += 1;
+        let _ = stream.set_nodelay(true);
+        tracing::debug!(conn = next, %peer, "connection");
+        tracker.spawn(connection(next, stream, limits.max_packet_size, events_tx.clone(), shutdown.clone()));
+    }
+    drop(events_tx);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
+    let mut peers: HashMap<ConnId, (mpsc::Sender<Outbound>, Option<Version>)> = HashMap::new();
+    let mut actions = Vec::new();
+    let mut frame = BytesMut::with_capacity(64 * 1024);
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Open(conn, tx) => {
+                peers.insert(conn, (tx, None));
+            }
+            Event::Packet(conn, packet) => {
+                if let (Packet::Connect(c), Some(peer)) = (&packet, peers.get_mut(&conn)) {
+                    peer.1 = Some(c.version);
+                }
+                broker.handle(conn, packet, &mut actions);
+            }
+            Event::Violation(conn, error) => {
+                if peers.get(&conn).and_then(|p| p.1) == Some(Version::V5) {
+                    let properties = Properties { reason_string: Some(error.to_string()), ..Default::default() };
+                    let bye = Disconnect { code: error.reason_code(), properties };
+                    actions.push(Action::Send(conn, Packet::Disconnect(bye)));
+                }
+                actions.push(Action::Close(conn));
+                broker.closed(conn, &mut actions);
+            }
+            Event::Closed(conn) => {
+                peers.remove(&conn);
+                broker.closed(conn, &mut actions);
+            }
+        }
+        for action in actions.drain(..) {
+            match action {
+                Action::Send(conn, packet) => {
+                    let Some((tx, version)) = peers.get(&conn) else { continue };
+                    if let Err(e) = encode(&packet, version.unwrap_or(Version::V311), &mut frame) {
+                        tracing::warn!(conn, error = %e, "cannot encode a packet; dropped");
+                        frame.clear();
+                        continue;
+                    }
+                    let bytes = frame.split().freeze();
+                    if tx.try_send(Outbound::Bytes(bytes)).is_err() {
+                        tracing::warn!(conn, "client does not read its messages; disconnecting it");
+                        let _ = tx.try_send(Outbound::Close);
+                        peers.remove(&conn);
+                    }
+                }
+                Action::Close(conn) => {
+                    if let Some((tx, _)) = peers.remove(&conn) {
+                        let _ = tx.try_send(Outbound::Close);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn connection(
+    conn: ConnId,
+    stream: TcpStream,
+    max_packet_size: usize,
+    events: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+) {
+    let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
+    if events.send(Event::Open(conn, tx)).await.is_err() {
+        return;
+    }
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut version: Option<Version> = None;
+    let mut idle = CONNECT_TIMEOUT;
+    let mut out = BytesMut::with_capacity(4096);
+    let mut reading = true;
+    'outer: loop {
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                if version == Some(Version::V5) {
+                    let bye = Packet::Disconnect(Disconnect { code: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() });
+                    if encode(&bye, Version::V5, &mut out).is_ok() {
+                        let _ = writer.write_all(&out).await;
+                    }
+                }
+                break;
+            }
+            read = tokio::time::timeout(idle, reader.read_buf(&mut buf)), if reading => {
+                match read {
+                    Err(_) => {
+                        tracing::debug!(conn, "keep-alive expired");
+                        break;
+                    }
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(_)) => {}
+                }
+                loop {
+                    match decode(&buf, version, max_packet_size) {
+                        Ok(Some((packet, used))) => {
+                            buf.advance(used);
+                            if let Packet::Connect(c) = &packet {
+                                version = Some(c.version);
+                                idle = if c.keep_alive == 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_millis(u64::from(c.keep_alive) * 1500) };
+                            }
+                            if events.send(Event::Packet(conn, packet)).await.is_err() {
+                                break 'outer;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(error) => {
+                            tracing::info!(conn, %error, "closing a connection that broke the protocol");
+                            if version.is_some() {
+                                // The broker answers in order and then closes us.
+                                reading = false;
+                                if events.send(Event::Violation(conn, error)).await.is_err() {
+                                    break 'outer;
+                                }
+                                break;
+                            }
+                            if error.kind == ErrorKind::UnsupportedVersion {
+                                out.clear();
+                                let refusal = ConnAck {
+                                    session_present: false,
+                                    code: reason::V311_UNACCEPTABLE_PROTOCOL,
+                                    properties: Properties::default(),
+                                };
+                                if encode(&Packet::ConnAck(refusal), Version::V311, &mut out).is_ok() {
+                                    let _ = writer.write_all(&out).await;
+                                }
+                            }
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+            outbound = rx.recv() => {
+                out.clear();
+                let mut close = false;
+                let mut next = outbound;
+                // Coalesce what is queued into one write.
+                loop {
+                    match next {
+                        Some(Outbound::Bytes(bytes)) => out.extend_from_slice(&bytes),
+                        Some(Outbound::Close) | None => { close = true; break; }
+                    }
+                    if out.len() > 64 * 1024 { break; }
+                    match rx.try_recv() {
+                        Ok(item) => next = Some(item),
+                        Err(_) => break,
+                    }
+                }
+                if !out.is_empty() && writer.write_all(&out).await.is_err() {
+                    break;
+                }
+                if close {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+    let _ = events.send(Event::Closed(conn)).await;
+}

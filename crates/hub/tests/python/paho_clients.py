@@ -1,0 +1,69 @@
+"""paho-mqtt (2.x) against outpost-hub: for MQTT 3.1.1 and 5, a subscriber and a publisher
+exchange QoS 0, 1 and 2 messages; v5 user properties and content type survive the trip.
+Usage: paho_clients.py PORT. Exits non-zero with the reason on failure."""
+
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+PORT = int(sys.argv[1])
+
+
+def run(protocol, name):
+    received = []
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(client, userdata, message):
+        props = getattr(message, "properties", None)
+        user = dict(props.UserProperty) if props is not None and hasattr(props, "UserProperty") else {}
+        received.append((message.topic, message.payload.decode(), message.qos, user))
+        if len(received) == 3:
+            done.set()
+
+    def on_subscribe(client, userdata, mid, reason_codes, properties):
+        subscribed.set()
+
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-sub-{name}", protocol=protocol)
+    sub.on_message = on_message
+    sub.on_subscribe = on_subscribe
+    sub.connect("127.0.0.1", PORT)
+    sub.loop_start()
+    sub.subscribe(f"paho/{name}/#", qos=2)
+    if not subscribed.wait(10):
+        raise SystemExit(f"{name}: no SUBACK")
+
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-pub-{name}", protocol=protocol)
+    pub.connect("127.0.0.1", PORT)
+    pub.loop_start()
+    for qos in (0, 1, 2):
+        props = None
+        if protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [("qos", str(qos))]
+            props.ContentType = "text/plain"
+        info = pub.publish(f"paho/{name}/{qos}", f"m{qos}", qos=qos, properties=props)
+        info.wait_for_publish(10)
+    if not done.wait(10):
+        raise SystemExit(f"{name}: received only {received}")
+    pub.loop_stop()
+    sub.loop_stop()
+    pub.disconnect()
+    sub.disconnect()
+    got = sorted((t, p, q) for t, p, q, _ in received)
+    expected = [(f"paho/{name}/{q}", f"m{q}", q) for q in (0, 1, 2)]
+    if got != expected:
+        raise SystemExit(f"{name}: got {got}, expected {expected}")
+    if protocol == mqtt.MQTTv5:
+        for topic, _, qos, user in received:
+            if user.get("qos") != str(qos):
+                raise SystemExit(f"{name}: user property lost on {topic}: {user}")
+    print(f"{name}: ok")
+
+
+run(mqtt.MQTTv311, "v311")
+run(mqtt.MQTTv5, "v5")
