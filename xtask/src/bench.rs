@@ -21,6 +21,12 @@ pub enum Bench {
         #[arg(long, default_value_t = 4)]
         connections: u32,
     },
+    /// outpost-hub beside Mosquitto: QoS 0 and 1 throughput, idle RSS.
+    Hub {
+        /// Messages per run.
+        #[arg(long, default_value_t = 200_000)]
+        messages: u32,
+    },
     /// Deployment applied → container running, beside `ctr run`; agent idle RSS.
     Agent {
         /// Deployments to time.
@@ -73,6 +79,7 @@ fn measure(store: &'static str, tcti: &str, seconds: u32, connections: u32) -> a
 pub fn run_bench(which: Bench) -> anyhow::Result<()> {
     let (seconds, connections) = match which {
         Bench::Identity { seconds, connections } => (seconds, connections),
+        Bench::Hub { messages } => return crate::bench_hub::run(messages),
         #[cfg(feature = "containers")]
         Bench::Agent { runs } => return crate::bench_agent::run(runs),
         #[cfg(not(feature = "containers"))]

@@ -6,6 +6,7 @@ mod agentd;
 mod bench;
 #[cfg(feature = "containers")]
 mod bench_agent;
+mod bench_hub;
 mod ci;
 mod daemon;
 #[cfg(feature = "containers")]
