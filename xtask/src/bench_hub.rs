@@ -98,7 +98,13 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     )?;
     let hub_port = free_port()?;
     let hub_conf = dir.path().join("hub.toml");
-    std::fs::write(&hub_conf, format!("[mqtt]\nbind = \"127.0.0.1:{hub_port}\"\n"))?;
+    std::fs::write(
+        &hub_conf,
+        format!(
+            "[mqtt]\nbind = \"127.0.0.1:{hub_port}\"\n[identity]\nsocket = \"\"\n\
+             [auth]\nallow_anonymous = true\nanonymous_publish = [\"#\"]\nanonymous_subscribe = [\"#\"]\n"
+        ),
+    )?;
 
     let brokers = [
         start("mosquitto", "mosquitto", &["-c".into(), conf.display().to_string()], dir.path(), mosquitto_port)?,

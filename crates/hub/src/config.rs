@@ -3,7 +3,11 @@
 
 use std::net::SocketAddr;
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
+
+pub use crate::auth::AuthConfig;
 
 use crate::broker::Limits;
 
@@ -16,6 +20,24 @@ pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 pub struct Config {
     /// MQTT listeners and limits.
     pub mqtt: MqttConfig,
+    /// The identity service.
+    pub identity: IdentityConfig,
+    /// Clients other than IoT Hub identities.
+    pub auth: AuthConfig,
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// outpost-identityd's management socket; empty: IoT Hub identities are refused.
+    pub socket: PathBuf,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self { socket: "/run/outpost/identity.sock".into() }
+    }
 }
 
 /// `[mqtt]`.

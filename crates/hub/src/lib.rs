@@ -8,6 +8,7 @@
 //!   wills, QoS flows), also without I/O;
 //! - [`server`]: the tokio loops that move bytes between sockets and the broker.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod mqtt;
@@ -21,6 +22,14 @@ pub enum HubError {
     /// A listener failed.
     #[error("MQTT listener: {0}")]
     Listener(#[from] std::io::Error),
+    /// identityd could not tell the device's hub name.
+    #[error("cannot get the device's identity from outpost-identityd at {path}: {reason}")]
+    Identity {
+        /// Its socket.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl outpost_daemon::bootstrap::ExitCodeOf for HubError {
@@ -35,5 +44,21 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), HubError> {
-    Ok(server::serve(listener, config.mqtt.limits(), shutdown).await?)
+    let iothub = if config.identity.socket.as_os_str().is_empty() {
+        None
+    } else {
+        let socket = config.identity.socket.clone();
+        let failed = |reason: String| HubError::Identity { path: socket.clone(), reason };
+        let channel = outpost_rpc::connect(&socket).await.map_err(|e| failed(e.to_string()))?;
+        let device = outpost_proto::identity::v1::identity_client::IdentityClient::new(channel)
+            .get_device(outpost_proto::identity::v1::GetDeviceRequest {})
+            .await
+            .map_err(|e| failed(e.message().to_owned()))?
+            .into_inner();
+        let verifier: std::sync::Arc<dyn auth::verify::TokenVerifier> =
+            std::sync::Arc::new(auth::verify::IdentitydVerifier::new(socket));
+        Some((device.hub_hostname, verifier))
+    };
+    let authenticator = std::sync::Arc::new(auth::Authenticator::new(config.auth.clone(), iothub));
+    Ok(server::serve(listener, config.mqtt.limits(), authenticator, shutdown).await?)
 }

@@ -13,9 +13,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::sync::Arc;
+
+use crate::auth::{Access, Authenticator};
 use crate::broker::session::ConnId;
 use crate::broker::{Action, Broker, Limits};
-use crate::mqtt::{ConnAck, Disconnect, ErrorKind, Packet, Properties, Version, decode, encode, reason};
+use crate::mqtt::{ConnAck, Connect, Disconnect, ErrorKind, Packet, Properties, Version, decode, encode, reason};
 
 /// A client must send CONNECT within this time of opening the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +33,7 @@ enum Outbound {
 #[allow(clippy::large_enum_variant)] // v5 properties inline; a compact form comes with the store
 enum Event {
     Open(ConnId, mpsc::Sender<Outbound>),
+    Connect(ConnId, Box<Connect>, Access),
     Packet(ConnId, Packet),
     /// The connection broke the protocol after its CONNECT: answered in order (after the
     /// CONNACK and whatever else was already queued) and closed.
@@ -37,8 +41,13 @@ enum Event {
     Closed(ConnId),
 }
 
-/// Accepts MQTT connections on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, limits: Limits, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Accepts MQTT connections on `listener`, admitted by `authenticator`, until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    limits: Limits,
+    authenticator: Arc<Authenticator>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let tracker = TaskTracker::new();
     tracker.spawn(broker_task(Broker::new(limits), events_rx));
@@ -58,7 +67,8 @@ pub async fn serve(listener: TcpListener, limits: Limits, shutdown: Cancellation
         next += 1;
         let _ = stream.set_nodelay(true);
         tracing::debug!(conn = next, %peer, "connection");
-        tracker.spawn(connection(next, stream, limits.max_packet_size, events_tx.clone(), shutdown.clone()));
+        let context = Context { max_packet_size: limits.max_packet_size, authenticator: authenticator.clone() };
+        tracker.spawn(connection(next, stream, context, events_tx.clone(), shutdown.clone()));
     }
     drop(events_tx);
     tracker.close();
@@ -75,12 +85,13 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
             Event::Open(conn, tx) => {
                 peers.insert(conn, (tx, None));
             }
-            Event::Packet(conn, packet) => {
-                if let (Packet::Connect(c), Some(peer)) = (&packet, peers.get_mut(&conn)) {
-                    peer.1 = Some(c.version);
+            Event::Connect(conn, connect, access) => {
+                if let Some(peer) = peers.get_mut(&conn) {
+                    peer.1 = Some(connect.version);
                 }
-                broker.handle(conn, packet, &mut actions);
+                broker.connect(conn, *connect, access, &mut actions);
             }
+            Event::Packet(conn, packet) => broker.handle(conn, packet, &mut actions),
             Event::Violation(conn, error) => {
                 if peers.get(&conn).and_then(|p| p.1) == Some(Version::V5) {
                     let properties = Properties { reason_string: Some(error.to_string()), ..Default::default() };
@@ -121,13 +132,24 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
     }
 }
 
+/// What every connection task needs.
+struct Context {
+    max_packet_size: usize,
+    authenticator: Arc<Authenticator>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 async fn connection(
     conn: ConnId,
     stream: TcpStream,
-    max_packet_size: usize,
+    context: Context,
     events: mpsc::Sender<Event>,
     shutdown: CancellationToken,
 ) {
+    let max_packet_size = context.max_packet_size;
     let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
     if events.send(Event::Open(conn, tx)).await.is_err() {
         return;
@@ -138,11 +160,25 @@ async fn connection(
     let mut idle = CONNECT_TIMEOUT;
     let mut out = BytesMut::with_capacity(4096);
     let mut reading = true;
+    // Credentials with an end (SAS tokens) end the connection when they expire.
+    let mut expires: Option<tokio::time::Instant> = None;
     'outer: loop {
         tokio::select! {
             () = shutdown.cancelled() => {
                 if version == Some(Version::V5) {
                     let bye = Packet::Disconnect(Disconnect { code: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() });
+                    if encode(&bye, Version::V5, &mut out).is_ok() {
+                        let _ = writer.write_all(&out).await;
+                    }
+                }
+                break;
+            }
+            () = async { if let Some(at) = expires { tokio::time::sleep_until(at).await } }, if expires.is_some() => {
+                tracing::info!(conn, "credentials expired; closing");
+                if version == Some(Version::V5) {
+                    let properties = Properties { reason_string: Some("the SAS token expired; reconnect with a new one".into()), ..Default::default() };
+                    let bye = Packet::Disconnect(Disconnect { code: reason::NOT_AUTHORIZED, properties });
+                    out.clear();
                     if encode(&bye, Version::V5, &mut out).is_ok() {
                         let _ = writer.write_all(&out).await;
                     }
@@ -162,11 +198,35 @@ async fn connection(
                     match decode(&buf, version, max_packet_size) {
                         Ok(Some((packet, used))) => {
                             buf.advance(used);
-                            if let Packet::Connect(c) = &packet {
-                                version = Some(c.version);
-                                idle = if c.keep_alive == 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_millis(u64::from(c.keep_alive) * 1500) };
-                            }
-                            if events.send(Event::Packet(conn, packet)).await.is_err() {
+                            let event = match packet {
+                                Packet::Connect(c) => {
+                                    version = Some(c.version);
+                                    idle = if c.keep_alive == 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_millis(u64::from(c.keep_alive) * 1500) };
+                                    match context.authenticator.authenticate(&c, now()).await {
+                                        Ok(admitted) => {
+                                            expires = admitted.expires_at.map(|at| {
+                                                tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now()))
+                                            });
+                                            Event::Connect(conn, c, admitted.access)
+                                        }
+                                        Err(refusal) => {
+                                            tracing::info!(conn, client = c.client_id, reason = refusal.reason, "connection refused");
+                                            let (code, properties) = match c.version {
+                                                Version::V311 => (refusal.v311, Properties::default()),
+                                                Version::V5 => (refusal.v5, Properties { reason_string: Some(refusal.reason), ..Default::default() }),
+                                            };
+                                            out.clear();
+                                            let ack = Packet::ConnAck(ConnAck { session_present: false, code, properties });
+                                            if encode(&ack, c.version, &mut out).is_ok() {
+                                                let _ = writer.write_all(&out).await;
+                                            }
+                                            break 'outer;
+                                        }
+                                    }
+                                }
+                                packet => Event::Packet(conn, packet),
+                            };
+                            if events.send(event).await.is_err() {
                                 break 'outer;
                             }
                         }

@@ -26,12 +26,22 @@ impl Drop for Hub {
     }
 }
 
+/// Anonymous clients may use every topic; no identity service.
+fn open_config() -> Config {
+    let mut config = Config::default();
+    config.identity.socket = "".into();
+    config.auth.allow_anonymous = true;
+    config.auth.anonymous_publish = vec!["#".into()];
+    config.auth.anonymous_subscribe = vec!["#".into()];
+    config
+}
+
 fn hub() -> Hub {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    runtime.spawn(outpost_hub::run(Config::default(), listener, shutdown.clone()));
+    runtime.spawn(outpost_hub::run(open_config(), listener, shutdown.clone()));
     Hub { addr, shutdown, runtime: Some(runtime) }
 }
 

@@ -11,6 +11,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::auth::Access;
 use crate::mqtt::topic::{matches, parse_filter};
 use crate::mqtt::{
     Ack, ConnAck, Connect, Disconnect, Packet, Properties, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
@@ -51,6 +52,7 @@ impl Default for Limits {
 #[derive(Debug)]
 struct Connection {
     client_id: String,
+    access: Access,
     version: Version,
     will: Option<Will>,
     aliases: HashMap<u16, String>,
@@ -97,7 +99,7 @@ impl Broker {
     pub fn handle(&mut self, conn: ConnId, packet: Packet, out: &mut Vec<Action>) {
         let Some(version) = self.connections.get(&conn).map(|c| c.version) else {
             match packet {
-                Packet::Connect(connect) => self.connect(conn, *connect, out),
+                Packet::Connect(connect) => self.connect(conn, *connect, Access::Full, out),
                 _ => out.push(Action::Close(conn)),
             }
             return;
@@ -181,7 +183,8 @@ impl Broker {
         self.sessions.get_mut(client_id)
     }
 
-    fn connect(&mut self, conn: ConnId, connect: Connect, out: &mut Vec<Action>) {
+    /// Handles the CONNECT of `conn`, already authenticated with rights `access`.
+    pub fn connect(&mut self, conn: ConnId, connect: Connect, access: Access, out: &mut Vec<Action>) {
         let version = connect.version;
         let refuse = |code_v311: u8, code_v5: u8, out: &mut Vec<Action>| {
             let code = if version == Version::V5 { code_v5 } else { code_v311 };
@@ -232,7 +235,7 @@ impl Broker {
         session.ends_with_connection = ends_with_connection;
         self.connections.insert(
             conn,
-            Connection { client_id: client_id.clone(), version, will: connect.will, aliases: HashMap::new() },
+            Connection { client_id: client_id.clone(), access, version, will: connect.will, aliases: HashMap::new() },
         );
         let mut properties = Properties::default();
         if version == Version::V5 {
@@ -281,13 +284,39 @@ impl Broker {
                 connection.aliases.insert(alias, publish.topic.clone());
             }
         }
+        let packet_id = publish.packet_id;
+        if !connection.access.may_publish(&publish.topic) {
+            if version == Version::V311 {
+                // 3.1.1 cannot refuse a publish: the connection goes, as with IoT Hub.
+                return protocol_close(conn, version, reason::NOT_AUTHORIZED, "not authorized", out);
+            }
+            let refusal = Ack {
+                packet_id: packet_id.unwrap_or(0),
+                code: reason::NOT_AUTHORIZED,
+                properties: Properties::default(),
+            };
+            match publish.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => out.push(Action::Send(conn, Packet::PubAck(refusal))),
+                QoS::ExactlyOnce => out.push(Action::Send(conn, Packet::PubRec(refusal))),
+            }
+            return;
+        }
         if publish.topic.starts_with('$') {
-            // $-topics are the broker's own ($SYS) or IoT Hub's ($iothub, served elsewhere).
-            let why = "topics starting with $ are reserved";
-            return protocol_close(conn, version, reason::TOPIC_NAME_INVALID, why, out);
+            // IoT Hub's twin and method topics are served by the hub's dialect layer; until
+            // then they are acknowledged and not forwarded. Other $ topics are the broker's.
+            if !publish.topic.starts_with("$iothub/") {
+                let why = "topics starting with $ are reserved";
+                return protocol_close(conn, version, reason::TOPIC_NAME_INVALID, why, out);
+            }
+            match (publish.qos, packet_id) {
+                (QoS::AtLeastOnce, Some(id)) => out.push(Action::Send(conn, Packet::PubAck(Ack::ok(id)))),
+                (QoS::ExactlyOnce, Some(id)) => out.push(Action::Send(conn, Packet::PubRec(Ack::ok(id)))),
+                _ => {}
+            }
+            return;
         }
         let client_id = connection.client_id.clone();
-        let packet_id = publish.packet_id;
         match publish.qos {
             QoS::AtMostOnce => {
                 self.route(&client_id, publish, out);
@@ -407,10 +436,17 @@ impl Broker {
     }
 
     fn subscribe(&mut self, conn: ConnId, version: Version, subscribe: Subscribe, out: &mut Vec<Action>) {
-        let Some(client_id) = self.connections.get(&conn).map(|c| c.client_id.clone()) else { return };
+        let Some((client_id, access)) = self.connections.get(&conn).map(|c| (c.client_id.clone(), c.access.clone()))
+        else {
+            return;
+        };
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
         for (text, options) in subscribe.filters {
+            if !access.may_subscribe(&text) {
+                codes.push(if version == Version::V5 { reason::NOT_AUTHORIZED } else { reason::V311_SUBACK_FAILURE });
+                continue;
+            }
             let filter = match parse_filter(&text) {
                 Ok(filter) => filter,
                 Err(_) => {
