@@ -96,7 +96,11 @@ async fn iothub_credentials_are_verified_by_identityd() {
         assert_eq!(connack(addr, "dev1/sensor", Some(SENSOR_USER), Some(&other)), 5, "another module's token");
         assert_eq!(connack(addr, "dev1/sensor", Some(SENSOR_USER), Some("SharedAccessSignature sr=x&sig=y&se=1")), 4);
         assert_eq!(connack(addr, "dev1/sensor", Some(SENSOR_USER), None), 4, "no token");
-        assert_eq!(connack(addr, "dev1/filter", Some(SENSOR_USER), Some(&token)), 2, "client id and user name disagree");
+        assert_eq!(
+            connack(addr, "dev1/filter", Some(SENSOR_USER), Some(&token)),
+            2,
+            "client id and user name disagree"
+        );
         let other_hub = "other.example/dev1/sensor/?api-version=2018-06-30";
         assert_eq!(connack(addr, "dev1/sensor", Some(other_hub), Some(&token)), 5, "another hub");
         assert_eq!(connack(addr, "someone", None, None), 5, "anonymous is off by default");
