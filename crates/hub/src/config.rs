@@ -46,6 +46,12 @@ impl Default for IdentityConfig {
 pub struct MqttConfig {
     /// Plain TCP listener.
     pub bind: SocketAddr,
+    /// Whether to serve MQTT over TLS (needs the identity service for the certificate).
+    pub tls: bool,
+    /// The TLS listener.
+    pub tls_bind: SocketAddr,
+    /// Names (DNS or IP) the certificate is for besides the device's gateway host name.
+    pub tls_names: Vec<String>,
     /// Largest packet accepted, bytes.
     pub max_packet_size: usize,
     /// QoS 1/2 deliveries in flight per client.
@@ -61,6 +67,9 @@ impl Default for MqttConfig {
         let limits = Limits::default();
         Self {
             bind: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            tls: true,
+            tls_bind: SocketAddr::from(([0, 0, 0, 0], 8883)),
+            tls_names: vec!["localhost".into(), "127.0.0.1".into()],
             max_packet_size: limits.max_packet_size,
             max_inflight: limits.max_inflight,
             max_queued: limits.max_queued,

@@ -13,6 +13,7 @@ pub mod broker;
 pub mod config;
 pub mod mqtt;
 pub mod server;
+pub mod tls;
 
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,18 @@ pub enum HubError {
     /// A listener failed.
     #[error("MQTT listener: {0}")]
     Listener(#[from] std::io::Error),
+    /// A TLS listener cannot be bound.
+    #[error("cannot listen on {bind}")]
+    Bind {
+        /// The address.
+        bind: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate cannot be had.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// identityd could not tell the device's hub name.
     #[error("cannot get the device's identity from outpost-identityd at {path}: {reason}")]
     Identity {
@@ -38,7 +51,7 @@ impl outpost_daemon::bootstrap::ExitCodeOf for HubError {
     }
 }
 
-/// Serves MQTT on `listener` until `shutdown`.
+/// Serves MQTT on `listener` (and on TLS per the configuration) until `shutdown`.
 pub async fn run(
     config: config::Config,
     listener: tokio::net::TcpListener,
@@ -57,8 +70,31 @@ pub async fn run(
             .into_inner();
         let verifier: std::sync::Arc<dyn auth::verify::TokenVerifier> =
             std::sync::Arc::new(auth::verify::IdentitydVerifier::new(socket));
-        Some((device.hub_hostname, verifier))
+        Some((device.hub_hostname, device.gateway_hostname, verifier))
     };
+    let tls = match (&iothub, config.mqtt.tls) {
+        (Some((_, gateway, _)), true) => {
+            let mut names = tls::Names { common_name: gateway.clone(), dns: vec![gateway.clone()], ips: Vec::new() };
+            for name in &config.mqtt.tls_names {
+                if name.parse::<std::net::IpAddr>().is_ok() {
+                    names.ips.push(name.clone());
+                } else {
+                    names.dns.push(name.clone());
+                }
+            }
+            let (acceptor, renewal) =
+                tls::acceptor(config.identity.socket.clone(), names, shutdown.child_token()).await?;
+            tokio::spawn(renewal);
+            let bind = config.mqtt.tls_bind;
+            let listener =
+                tokio::net::TcpListener::bind(bind).await.map_err(|source| HubError::Bind { bind, source })?;
+            tracing::info!(mqtts = %bind, "TLS listener ready");
+            Some((listener, acceptor))
+        }
+        _ => None,
+    };
+    let iothub = iothub.map(|(hub, _, verifier)| (hub, verifier));
     let authenticator = std::sync::Arc::new(auth::Authenticator::new(config.auth.clone(), iothub));
-    Ok(server::serve(listener, config.mqtt.limits(), authenticator, shutdown).await?)
+    let listeners = server::Listeners { plain: listener, tls };
+    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, shutdown).await?)
 }

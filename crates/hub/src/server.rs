@@ -10,6 +10,7 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -41,9 +42,48 @@ enum Event {
     Closed(ConnId),
 }
 
-/// Accepts MQTT connections on `listener`, admitted by `authenticator`, until `shutdown`.
+/// Where clients connect: plain TCP and, optionally, TLS.
+pub struct Listeners {
+    /// MQTT over TCP.
+    pub plain: TcpListener,
+    /// MQTT over TLS, with its acceptor.
+    pub tls: Option<(TcpListener, TlsAcceptor)>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners").field("plain", &self.plain).field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn accept(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> (TcpStream, TlsAcceptor) {
+    match tls {
+        Some((listener, acceptor)) => (accept(listener).await, acceptor.clone()),
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts MQTT connections on `listeners`, admitted by `authenticator`, until `shutdown`.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     limits: Limits,
     authenticator: Arc<Authenticator>,
     shutdown: CancellationToken,
@@ -53,22 +93,26 @@ pub async fn serve(
     tracker.spawn(broker_task(Broker::new(limits), events_rx));
     let mut next: ConnId = 0;
     loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        next += 1;
-        let _ = stream.set_nodelay(true);
-        tracing::debug!(conn = next, %peer, "connection");
         let context = Context { max_packet_size: limits.max_packet_size, authenticator: authenticator.clone() };
-        tracker.spawn(connection(next, stream, context, events_tx.clone(), shutdown.clone()));
+        let (events, stop) = (events_tx.clone(), shutdown.clone());
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            stream = accept(&listeners.plain) => {
+                next += 1;
+                tracker.spawn(connection(next, stream, context, events, stop));
+            }
+            (stream, acceptor) = accept_tls(&listeners.tls) => {
+                next += 1;
+                let conn = next;
+                tracker.spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connection(conn, tls, context, events, stop).await,
+                        Ok(Err(e)) => tracing::info!(conn, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::info!(conn, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     drop(events_tx);
     tracker.close();
@@ -142,19 +186,21 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-async fn connection(
+async fn connection<S>(
     conn: ConnId,
-    stream: TcpStream,
+    stream: S,
     context: Context,
     events: mpsc::Sender<Event>,
     shutdown: CancellationToken,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let max_packet_size = context.max_packet_size;
     let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
     if events.send(Event::Open(conn, tx)).await.is_err() {
         return;
     }
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(4096);
     let mut version: Option<Version> = None;
     let mut idle = CONNECT_TIMEOUT;
