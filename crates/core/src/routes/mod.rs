@@ -57,6 +57,9 @@ mod source;
 mod types;
 mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{Position, Problem, RouteError};
 pub use message::{MessageSource, RouteMessage, system, system_property_for_wire_name};
 pub use sink::Sink;
