@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod body;
 mod conditions;
+mod functions;
 mod syntax;
 
 use super::*;
