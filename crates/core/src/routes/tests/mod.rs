@@ -6,6 +6,7 @@
 mod body;
 mod conditions;
 mod functions;
+mod robustness;
 mod syntax;
 
 use super::*;
