@@ -1,9 +1,13 @@
 //! Outpost's domain vocabulary, shared by every service: identifiers, SAS tokens and the
 //! workload API versions. Pure code: no async runtime, no protobuf, no I/O.
+//!
+//! [`routes`] is Azure IoT Edge's route language (edgeHub `routes`): parsing, type-checking
+//! and evaluating `FROM … WHERE … INTO …` against messages.
 
 pub mod api_version;
 pub mod ids;
 pub mod manifest;
+pub mod routes;
 pub mod sas;
 pub mod time;
 
