@@ -1,5 +1,6 @@
 //! `$edgeHub` desired properties: routes and store-and-forward settings. Route text is kept
-//! as written; the hub parses the route language.
+//! as written and checked against the route language ([`crate::routes`]) here, so that a
+//! broken route fails the deployment with its path and position.
 
 use std::collections::BTreeMap;
 
@@ -103,6 +104,10 @@ pub fn parse(problems: &mut Problems, path: &JsonPath, value: &Value) -> Option<
                     if let Some(spec) = route(problems, &route_path, value) {
                         if spec.route.trim().is_empty() {
                             problems.add(&route_path, "the route text is empty");
+                        } else if let Err(error) = crate::routes::Route::parse(name, &spec.route) {
+                            // The route language is checked here, so that a deployment with a
+                            // broken route is refused whole, with the route's path and position.
+                            problems.add(&route_path, error.to_string());
                         }
                         routes.insert(name.clone(), spec);
                     }

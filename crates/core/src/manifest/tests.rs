@@ -164,3 +164,17 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn broken_routes_fail_the_manifest_with_their_path_and_position() {
+    let text = include_str!("../../../../tests/fixtures/manifests/simulated-temperature-sensor.json");
+    let value: serde_json::Value = serde_json::from_str(text).unwrap();
+    let routes = value.pointer("/modulesContent/$edgeHub/properties.desired/routes").unwrap().as_object().unwrap();
+    let (name, _) = routes.iter().next().unwrap();
+    let mut broken = value.clone();
+    broken["modulesContent"]["$edgeHub"]["properties.desired"]["routes"][name] =
+        serde_json::json!("FROM /messages/* WHERE temperature > INTO $upstream");
+    let error = DeploymentManifest::parse(&broken.to_string()).unwrap_err().to_string();
+    assert!(error.contains(&format!("$.modulesContent['$edgeHub']['properties.desired'].routes.{name}")), "{error}");
+    assert!(error.contains(&format!("route \"{name}\": at 1:")), "{error}");
+}
