@@ -65,18 +65,6 @@ fn to_pb(status: ModuleStatus) -> pb::ModuleStatus {
     }
 }
 
-/// `: cause: cause` for an error's sources, so that a refused archive says why.
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = String::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Adds the running module's resource usage to `status`.
 async fn with_usage(runtime: &dyn ContainerRuntime, mut status: pb::ModuleStatus) -> pb::ModuleStatus {
     if status.runtime_status == "running"
@@ -224,7 +212,7 @@ impl pb::agent_server::Agent for AgentGrpc {
             .runtime()
             .import_archive(&path, name)
             .await
-            .map_err(|e| Status::failed_precondition(format!("{e}{}", source_chain(&e))))?;
+            .map_err(|e| Status::failed_precondition(outpost_runtime::error::chain(&e)))?;
         Ok(Response::new(pb::ImportImageResponse { name: imported.name, digest: imported.manifest_digest }))
     }
 

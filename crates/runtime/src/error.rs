@@ -84,3 +84,15 @@ impl RuntimeError {
         move |source| Self::Io { path: path.to_owned(), source }
     }
 }
+
+/// An error with its causes, `a: b: c`, for messages that reach people.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

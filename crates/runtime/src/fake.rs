@@ -116,6 +116,22 @@ impl FakeRuntime {
         self.lock().containers.get(id).map(|(spec, _)| spec.clone())
     }
 
+    /// Adds image `name` and describes it as an import or pull would.
+    fn store(&self, name: &str) -> ImportedImage {
+        self.add_image(name);
+        ImportedImage {
+            manifest_digest: self.lock().images.get(name).cloned().unwrap_or_default(),
+            name: name.to_owned(),
+            config: ImageConfig {
+                architecture: crate::oci::host_architecture().into(),
+                os: "linux".into(),
+                config: Default::default(),
+                rootfs: RootFs { kind: "layers".into(), diff_ids: Vec::new() },
+            },
+            top_snapshot: String::new(),
+        }
+    }
+
     fn check(&self, op: Op, key: &str, call: Call) -> Result<(), RuntimeError> {
         let mut state = self.lock();
         state.calls.push(call);
@@ -152,19 +168,7 @@ impl ContainerRuntime for FakeRuntime {
             return Err(RuntimeError::Pull { image: name.to_owned(), reason: reason.clone() });
         }
         progress.send_replace(PullProgress { layers_total: 1, layers_done: 1, bytes_total: 100, bytes_done: 100 });
-        self.add_image(name);
-        let manifest_digest = self.lock().images.get(name).cloned().unwrap_or_default();
-        Ok(ImportedImage {
-            name: name.to_owned(),
-            manifest_digest,
-            config: ImageConfig {
-                architecture: crate::oci::host_architecture().into(),
-                os: "linux".into(),
-                config: Default::default(),
-                rootfs: RootFs { kind: "layers".into(), diff_ids: Vec::new() },
-            },
-            top_snapshot: String::new(),
-        })
+        Ok(self.store(name))
     }
 
     async fn import_archive(
@@ -173,18 +177,7 @@ impl ContainerRuntime for FakeRuntime {
         name: Option<&str>,
     ) -> Result<ImportedImage, RuntimeError> {
         let name = name.map(str::to_owned).unwrap_or_else(|| archive.display().to_string());
-        self.add_image(&name);
-        Ok(ImportedImage {
-            manifest_digest: self.lock().images.get(&name).cloned().unwrap_or_default(),
-            name,
-            config: ImageConfig {
-                architecture: crate::oci::host_architecture().into(),
-                os: "linux".into(),
-                config: Default::default(),
-                rootfs: RootFs { kind: "layers".into(), diff_ids: Vec::new() },
-            },
-            top_snapshot: String::new(),
-        })
+        Ok(self.store(&name))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {

@@ -164,9 +164,9 @@ impl RegistryClient {
                 }
             }
             OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
-                format!("{what}: cannot reach registry {registry} ({})", error_chain(r))
+                format!("{what}: cannot reach registry {registry} ({})", crate::error::chain(r))
             }
-            OciDistributionError::RequestError(r) => format!("{what}: {}", error_chain(r)),
+            OciDistributionError::RequestError(r) => format!("{what}: {}", crate::error::chain(r)),
             _ => format!("{what}: {e}"),
         };
         RuntimeError::Pull { image: self.image.clone(), reason }
@@ -321,18 +321,6 @@ fn oci_descriptor(descriptor: &Descriptor) -> OciDescriptor {
         size: descriptor.size as i64,
         ..Default::default()
     }
-}
-
-/// An error with its causes, `a: b: c`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[derive(serde::Deserialize)]
