@@ -21,6 +21,8 @@ pub mod reported;
 pub mod restart;
 pub mod source;
 pub mod status;
+#[cfg(test)]
+mod test_support;
 
 use std::path::PathBuf;
 use std::sync::Arc;

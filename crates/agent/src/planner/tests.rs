@@ -1,25 +1,7 @@
 //! Planner tests: one per row of the diff table, plus ordering.
 
 use super::*;
-
-fn id(name: &str) -> ModuleId {
-    ModuleId::new(name).unwrap()
-}
-
-fn spec(image: &str, order: u32) -> ModuleSpec {
-    ModuleSpec {
-        version: "1.0".into(),
-        kind: "docker".into(),
-        status: DesiredStatus::Running,
-        restart_policy: RestartPolicy::Always,
-        image_pull_policy: ImagePullPolicy::OnCreate,
-        startup_order: order,
-        image: image.into(),
-        create_options: "{}".into(),
-        digest: None,
-        env: BTreeMap::new(),
-    }
-}
+use crate::test_support::{id, spec};
 
 fn seen(name: &str, spec: &ModuleSpec, state: ObservedState) -> ObservedModule {
     ObservedModule {

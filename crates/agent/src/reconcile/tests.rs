@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outpost_core::manifest::{DesiredStatus, ImagePullPolicy, ModuleSpec, RestartPolicy};
+use outpost_core::manifest::ModuleSpec;
 use outpost_core::{DeviceId, GenerationId, ModuleId};
 use outpost_runtime::fake::{Call, FakeRuntime, Op};
 
 use super::*;
 use crate::identity::IdentityError;
 use crate::logs::{ModuleLogs, Rotation};
+use crate::test_support::{id, spec};
 
 #[derive(Debug, Default)]
 struct Identities {
@@ -64,25 +65,6 @@ fn env() -> Env {
     );
     let reconciler = Reconciler::new(runtime.clone(), identities.clone(), device, logs, settings, pulls);
     Env { runtime, identities, reconciler, _dir: dir }
-}
-
-fn id(name: &str) -> ModuleId {
-    ModuleId::new(name).unwrap()
-}
-
-fn spec(image: &str, order: u32) -> ModuleSpec {
-    ModuleSpec {
-        version: "1.0".into(),
-        kind: "docker".into(),
-        status: DesiredStatus::Running,
-        restart_policy: RestartPolicy::Always,
-        image_pull_policy: ImagePullPolicy::OnCreate,
-        startup_order: order,
-        image: image.into(),
-        create_options: "{}".into(),
-        digest: None,
-        env: BTreeMap::new(),
-    }
 }
 
 fn desired(modules: &[(&str, &str, u32)]) -> BTreeMap<ModuleId, ModuleSpec> {
