@@ -91,7 +91,11 @@ pub async fn run(
             tracing::info!(mqtts = %bind, "TLS listener ready");
             Some((listener, acceptor))
         }
-        _ => None,
+        (None, true) => {
+            tracing::warn!("[mqtt] tls needs [identity] socket for its certificate; serving plain MQTT only");
+            None
+        }
+        (_, false) => None,
     };
     let iothub = iothub.map(|(hub, _, verifier)| (hub, verifier));
     let authenticator = std::sync::Arc::new(auth::Authenticator::new(config.auth.clone(), iothub));
