@@ -24,6 +24,25 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Clients other than IoT Hub identities.
     pub auth: AuthConfig,
+    /// Where routes come from.
+    pub routes: RoutesConfig,
+}
+
+/// `[routes]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutesConfig {
+    /// The deployment manifest whose `$edgeHub` routes apply (the agent's stored
+    /// deployment); empty: no routes.
+    pub deployment_file: PathBuf,
+    /// Seconds between looks at it.
+    pub poll_secs: u64,
+}
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        Self { deployment_file: "/var/lib/outpost/agent/deployment.json".into(), poll_secs: 2 }
+    }
 }
 
 /// `[identity]`.

@@ -11,7 +11,9 @@
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod dialect;
 pub mod mqtt;
+pub mod routes;
 pub mod server;
 pub mod tls;
 
@@ -100,5 +102,11 @@ pub async fn run(
     let iothub = iothub.map(|(hub, _, verifier)| (hub, verifier));
     let authenticator = std::sync::Arc::new(auth::Authenticator::new(config.auth.clone(), iothub));
     let listeners = server::Listeners { plain: listener, tls };
-    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, shutdown).await?)
+    let routes: Option<Box<dyn routes::RouteSource>> = if config.routes.deployment_file.as_os_str().is_empty() {
+        None
+    } else {
+        let every = std::time::Duration::from_secs(config.routes.poll_secs.max(1));
+        Some(Box::new(routes::DeploymentFile::new(config.routes.deployment_file.clone(), every)))
+    };
+    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, routes, shutdown).await?)
 }

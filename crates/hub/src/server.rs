@@ -20,6 +20,7 @@ use crate::auth::{Access, Authenticator};
 use crate::broker::session::ConnId;
 use crate::broker::{Action, Broker, Limits};
 use crate::mqtt::{ConnAck, Connect, Disconnect, ErrorKind, Packet, Properties, Version, decode, encode, reason};
+use crate::routes::RouteSource;
 
 /// A client must send CONNECT within this time of opening the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +40,8 @@ enum Event {
     /// The connection broke the protocol after its CONNECT: answered in order (after the
     /// CONNACK and whatever else was already queued) and closed.
     Violation(ConnId, crate::mqtt::DecodeError),
+    /// A new set of routes.
+    Routes(Vec<outpost_core::routes::Route>),
     Closed(ConnId),
 }
 
@@ -81,16 +84,33 @@ async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> (TcpStream, Tls
     }
 }
 
-/// Accepts MQTT connections on `listeners`, admitted by `authenticator`, until `shutdown`.
+/// Accepts MQTT connections on `listeners`, admitted by `authenticator`, routing IoT Hub
+/// messages along the routes `routes` gives, until `shutdown`.
 pub async fn serve(
     listeners: Listeners,
     limits: Limits,
     authenticator: Arc<Authenticator>,
+    routes: Option<Box<dyn RouteSource>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let tracker = TaskTracker::new();
     tracker.spawn(broker_task(Broker::new(limits), events_rx));
+    if let Some(mut source) = routes {
+        let (events, stop) = (events_tx.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    next = source.next() => next,
+                };
+                let Some(routes) = next else { return };
+                if events.send(Event::Routes(routes)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let mut next: ConnId = 0;
     loop {
         let context = Context { max_packet_size: limits.max_packet_size, authenticator: authenticator.clone() };
@@ -149,6 +169,7 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
                 peers.remove(&conn);
                 broker.closed(conn, &mut actions);
             }
+            Event::Routes(routes) => broker.set_routes(routes),
         }
         for action in actions.drain(..) {
             match action {

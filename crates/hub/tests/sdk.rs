@@ -26,6 +26,7 @@ async fn an_azure_sdk_module_sends_to_its_output_over_tls() {
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
 
     let mut config = Config::default();
+    config.routes.deployment_file = "".into();
     config.identity.socket = identity.paths.socket.clone();
     config.mqtt.tls_bind = "127.0.0.1:8883".parse().unwrap();
     config.auth.user.push(User {

@@ -11,6 +11,8 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
+use outpost_core::routes::{MessageSource, Route, RouteMessage, Sink};
+
 use crate::auth::Access;
 use crate::mqtt::topic::{matches, parse_filter};
 use crate::mqtt::{
@@ -67,8 +69,11 @@ pub struct Broker {
     subscriptions: Subscriptions,
     retained: BTreeMap<String, Publish>,
     next_client: u64,
+    routes: Vec<Route>,
     /// Messages dropped because a session's queue was full.
     pub dropped: u64,
+    /// Messages routed to `$upstream`, which has no uplink yet.
+    pub upstream_unsent: u64,
 }
 
 fn protocol_close(conn: ConnId, version: Version, code: u8, why: &str, out: &mut Vec<Action>) {
@@ -88,6 +93,11 @@ impl Broker {
     /// The limits.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Replaces the routes (from the deployment's `$edgeHub` desired properties).
+    pub fn set_routes(&mut self, routes: Vec<Route>) {
+        self.routes = routes;
     }
 
     /// Connected clients.
@@ -317,12 +327,13 @@ impl Broker {
             return;
         }
         let client_id = connection.client_id.clone();
+        let access = connection.access.clone();
         match publish.qos {
             QoS::AtMostOnce => {
-                self.route(&client_id, publish, out);
+                self.dispatch(&client_id, &access, publish, out);
             }
             QoS::AtLeastOnce => {
-                let delivered = self.route(&client_id, publish, out);
+                let delivered = self.dispatch(&client_id, &access, publish, out);
                 let code = if delivered == 0 && version == Version::V5 {
                     reason::NO_MATCHING_SUBSCRIBERS
                 } else {
@@ -335,11 +346,65 @@ impl Broker {
                 let id = packet_id.unwrap_or(0);
                 let first = self.sessions.get_mut(&client_id).is_some_and(|s| s.awaiting_release.insert(id));
                 if first {
-                    self.route(&client_id, publish, out);
+                    self.dispatch(&client_id, &access, publish, out);
                 }
                 out.push(Action::Send(conn, Packet::PubRec(Ack::ok(id))));
             }
         }
+    }
+
+    /// Sends a client's publish on: along the routes when it is IoT Hub telemetry, and to
+    /// matching subscribers. Returns the number of endpoints and subscribers reached.
+    fn dispatch(&mut self, sender: &str, access: &Access, publish: Publish, out: &mut Vec<Action>) -> usize {
+        let routed = match crate::dialect::telemetry(access, &publish) {
+            Some(message) => self.route_telemetry(&message, &publish, out),
+            None => 0,
+        };
+        routed + self.route(sender, publish, out)
+    }
+
+    /// Sends an IoT Hub message along the routes it matches: a copy to each module input
+    /// named (once per input, QoS 1, queued in the target module's session even before it
+    /// first connects, as edgeHub keeps messages per endpoint); `$upstream` is counted until
+    /// the uplink exists. Returns the number of endpoints.
+    fn route_telemetry(&mut self, message: &RouteMessage, publish: &Publish, out: &mut Vec<Action>) -> usize {
+        let device = match &message.source {
+            MessageSource::Module { device, .. } | MessageSource::Telemetry { device } => device.clone(),
+        };
+        let mut inputs: Vec<(String, String)> = Vec::new();
+        let mut upstream = false;
+        for route in &self.routes {
+            if !route.matches(message) {
+                continue;
+            }
+            match route.sink() {
+                Sink::Upstream => upstream = true,
+                Sink::ModuleInput { module, input } => {
+                    if !inputs.iter().any(|(m, i)| m == module && i == input) {
+                        inputs.push((module.clone(), input.clone()));
+                    }
+                }
+            }
+        }
+        if upstream {
+            self.upstream_unsent += 1;
+        }
+        for (module, input) in &inputs {
+            let client_id = format!("{device}/{module}");
+            let version = Version::V311;
+            self.sessions.entry(client_id.clone()).or_insert_with(|| Session::new(client_id.clone(), version, false));
+            let copy = Publish {
+                dup: false,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                topic: crate::dialect::input_topic(&device, module, input, message),
+                packet_id: None,
+                payload: publish.payload.clone(),
+                properties: Properties::default(),
+            };
+            self.deliver(&client_id, copy, out);
+        }
+        inputs.len() + usize::from(upstream)
     }
 
     /// Delivers `publish` from `sender` to every matching subscriber and updates retained
