@@ -16,6 +16,7 @@ pub mod mqtt;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod twins;
 
 use tokio_util::sync::CancellationToken;
 
@@ -72,10 +73,10 @@ pub async fn run(
             .into_inner();
         let verifier: std::sync::Arc<dyn auth::verify::TokenVerifier> =
             std::sync::Arc::new(auth::verify::IdentitydVerifier::new(socket));
-        Some((device.hub_hostname, device.gateway_hostname, verifier))
+        Some((device.hub_hostname, device.gateway_hostname, device.device_id, verifier))
     };
     let tls = match (&iothub, config.mqtt.tls) {
-        (Some((_, gateway, _)), true) => {
+        (Some((_, gateway, _, _)), true) => {
             let mut names = tls::Names { common_name: gateway.clone(), dns: vec![gateway.clone()], ips: Vec::new() };
             for name in &config.mqtt.tls_names {
                 if name.parse::<std::net::IpAddr>().is_ok() {
@@ -99,7 +100,8 @@ pub async fn run(
         }
         (_, false) => None,
     };
-    let iothub = iothub.map(|(hub, _, verifier)| (hub, verifier));
+    let device = iothub.as_ref().map(|(_, _, device, _)| device.clone());
+    let iothub = iothub.map(|(hub, _, _, verifier)| (hub, verifier));
     let authenticator = std::sync::Arc::new(auth::Authenticator::new(config.auth.clone(), iothub));
     let listeners = server::Listeners { plain: listener, tls };
     let routes: Option<Box<dyn routes::RouteSource>> = if config.routes.deployment_file.as_os_str().is_empty() {
@@ -108,5 +110,5 @@ pub async fn run(
         let every = std::time::Duration::from_secs(config.routes.poll_secs.max(1));
         Some(Box::new(routes::DeploymentFile::new(config.routes.deployment_file.clone(), every)))
     };
-    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, routes, shutdown).await?)
+    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, routes, device, shutdown).await?)
 }

@@ -1,4 +1,4 @@
-//! Where the hub's routes come from: the `$edgeHub` desired properties of the applied
+//! Where the hub's routes and module twins' desired properties come from: the applied
 //! deployment. Today that is the deployment file the agent keeps (read when it changes); the
 //! cloud will be another [`RouteSource`]. Routes are swapped whole, in one step.
 
@@ -8,11 +8,20 @@ use std::time::Duration;
 use outpost_core::manifest::DeploymentManifest;
 use outpost_core::routes::Route;
 
-/// A stream of route sets.
+/// What the hub takes from a deployment.
+#[derive(Debug, Clone)]
+pub struct HubDeployment {
+    /// The `$edgeHub` routes.
+    pub routes: Vec<Route>,
+    /// Desired properties of module twins, by module id.
+    pub module_twins: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// A stream of deployments for the hub.
 #[async_trait::async_trait]
 pub trait RouteSource: Send + std::fmt::Debug {
-    /// Waits for the next set of routes; `None` when the source is done.
-    async fn next(&mut self) -> Option<Vec<Route>>;
+    /// Waits for the next deployment; `None` when the source is done.
+    async fn next(&mut self) -> Option<HubDeployment>;
 }
 
 /// The routes of a deployment manifest file, read whenever its content changes.
@@ -31,16 +40,24 @@ impl DeploymentFile {
     }
 }
 
-/// The routes of a manifest's text; the manifest reader has already checked every route, so
-/// a refusal here means the file is not a valid deployment at all.
-pub fn routes_of(text: &str) -> Result<Vec<Route>, String> {
+/// The routes and module twins of a manifest's text; the manifest reader has already checked
+/// every route, so a refusal here means the file is not a valid deployment at all.
+pub fn deployment_of(text: &str) -> Result<HubDeployment, String> {
     let manifest = DeploymentManifest::parse(text).map_err(|e| e.to_string())?;
-    manifest.hub.routes.iter().map(|(name, spec)| Route::parse(name, &spec.route).map_err(|e| e.to_string())).collect()
+    let routes = manifest
+        .hub
+        .routes
+        .iter()
+        .map(|(name, spec)| Route::parse(name, &spec.route).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let module_twins =
+        manifest.module_twins.into_iter().map(|(module, desired)| (module.to_string(), desired)).collect();
+    Ok(HubDeployment { routes, module_twins })
 }
 
 #[async_trait::async_trait]
 impl RouteSource for DeploymentFile {
-    async fn next(&mut self) -> Option<Vec<Route>> {
+    async fn next(&mut self) -> Option<HubDeployment> {
         loop {
             if !self.first {
                 tokio::time::sleep(self.every).await;
@@ -58,10 +75,10 @@ impl RouteSource for DeploymentFile {
                 continue;
             }
             self.last = Some(text.clone());
-            match routes_of(&text) {
-                Ok(routes) => {
-                    tracing::info!(path = %self.path.display(), routes = routes.len(), "routes loaded");
-                    return Some(routes);
+            match deployment_of(&text) {
+                Ok(deployment) => {
+                    tracing::info!(path = %self.path.display(), routes = deployment.routes.len(), "deployment loaded");
+                    return Some(deployment);
                 }
                 Err(e) => {
                     tracing::warn!(path = %self.path.display(), error = %e, "deployment refused; routes unchanged");

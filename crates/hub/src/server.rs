@@ -40,8 +40,8 @@ enum Event {
     /// The connection broke the protocol after its CONNECT: answered in order (after the
     /// CONNACK and whatever else was already queued) and closed.
     Violation(ConnId, crate::mqtt::DecodeError),
-    /// A new set of routes.
-    Routes(Vec<outpost_core::routes::Route>),
+    /// A new deployment: routes and module twins.
+    Deployment(crate::routes::HubDeployment),
     Closed(ConnId),
 }
 
@@ -85,17 +85,21 @@ async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> (TcpStream, Tls
 }
 
 /// Accepts MQTT connections on `listeners`, admitted by `authenticator`, routing IoT Hub
-/// messages along the routes `routes` gives, until `shutdown`.
+/// messages and serving the twins of `device`'s modules per the deployments `routes` gives,
+/// until `shutdown`.
 pub async fn serve(
     listeners: Listeners,
     limits: Limits,
     authenticator: Arc<Authenticator>,
     routes: Option<Box<dyn RouteSource>>,
+    device: Option<String>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let tracker = TaskTracker::new();
-    tracker.spawn(broker_task(Broker::new(limits), events_rx));
+    let mut broker = Broker::new(limits);
+    broker.set_device(device);
+    tracker.spawn(broker_task(broker, events_rx));
     if let Some(mut source) = routes {
         let (events, stop) = (events_tx.clone(), shutdown.clone());
         tracker.spawn(async move {
@@ -104,8 +108,8 @@ pub async fn serve(
                     () = stop.cancelled() => return,
                     next = source.next() => next,
                 };
-                let Some(routes) = next else { return };
-                if events.send(Event::Routes(routes)).await.is_err() {
+                let Some(deployment) = next else { return };
+                if events.send(Event::Deployment(deployment)).await.is_err() {
                     return;
                 }
             }
@@ -169,7 +173,7 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
                 peers.remove(&conn);
                 broker.closed(conn, &mut actions);
             }
-            Event::Routes(routes) => broker.set_routes(routes),
+            Event::Deployment(deployment) => broker.set_deployment(deployment, &mut actions),
         }
         for action in actions.drain(..) {
             match action {

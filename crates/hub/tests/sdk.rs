@@ -1,7 +1,8 @@
 //! The official Azure IoT Python SDK as a module talking to outpost-hub over TLS on 8883:
 //! token and trust bundle from identityd's workload API, the hub's certificate issued by
-//! identityd, the message observed by a plain MQTT client (mosquitto_sub) as a configured
-//! user. Needs port 8883 on loopback.
+//! identityd; a message to an output observed by a plain MQTT client (mosquitto_sub) as a
+//! configured user; the module twin (GET, reported PATCH, a desired patch when the deployment
+//! changes). One test, because it needs port 8883 on loopback.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,8 +14,37 @@ use outpost_hub::auth::User;
 use outpost_hub::config::Config;
 use tokio_util::sync::CancellationToken;
 
+/// A deployment with module `pymod` whose twin wants `threshold`.
+fn manifest(threshold: u32) -> String {
+    serde_json::json!({"modulesContent": {
+        "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1", "runtime": {"type": "docker", "settings": {}},
+            "systemModules": {"edgeAgent": {"type": "docker", "settings": {"image": "outpost/agent:1"}},
+                "edgeHub": {"type": "docker", "status": "running", "restartPolicy": "always", "settings": {"image": "outpost/hub:1"}}},
+            "modules": {"pymod": {"version": "1", "type": "docker", "status": "running", "restartPolicy": "always",
+                "settings": {"image": "example/pymod:1"}}}}},
+        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {}}},
+        "pymod": {"properties.desired": {"TemperatureThreshold": threshold}}}})
+    .to_string()
+}
+
+/// The SDK module script `script` with the environment the agent would give it.
+fn module_command(script: &str, socket: &std::path::Path, generation: &str) -> Command {
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .env("IOTEDGE_IOTHUBHOSTNAME", "hub.example")
+        .env("IOTEDGE_DEVICEID", "dev1")
+        .env("IOTEDGE_MODULEID", "pymod")
+        .env("IOTEDGE_GATEWAYHOSTNAME", "localhost")
+        .env("IOTEDGE_MODULEGENERATIONID", generation)
+        .env("IOTEDGE_WORKLOADURI", format!("unix://{}", socket.display()))
+        .env("IOTEDGE_APIVERSION", "2019-01-30")
+        .env("IOTEDGE_AUTHSCHEME", "sasToken");
+    command
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_azure_sdk_module_sends_to_its_output_over_tls() {
+async fn an_azure_sdk_module_uses_its_output_and_twin_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let mut identity =
         outpost_identity::config::Config::under(dir.path(), DeviceId::new("dev1").unwrap(), "hub.example");
@@ -25,8 +55,11 @@ async fn an_azure_sdk_module_sends_to_its_output_over_tls() {
     let shutdown = CancellationToken::new();
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
 
+    let deployment = dir.path().join("deployment.json");
+    std::fs::write(&deployment, manifest(25)).unwrap();
     let mut config = Config::default();
-    config.routes.deployment_file = "".into();
+    config.routes.deployment_file = deployment.clone();
+    config.routes.poll_secs = 1;
     config.identity.socket = identity.paths.socket.clone();
     config.mqtt.tls_bind = "127.0.0.1:8883".parse().unwrap();
     config.auth.user.push(User {
@@ -55,18 +88,7 @@ async fn an_azure_sdk_module_sends_to_its_output_over_tls() {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while watcher.try_wait().unwrap().is_none() {
             assert!(std::time::Instant::now() < deadline, "the SDK's message never arrived");
-            let out = Command::new("python3")
-                .arg(script)
-                .env("IOTEDGE_IOTHUBHOSTNAME", "hub.example")
-                .env("IOTEDGE_DEVICEID", "dev1")
-                .env("IOTEDGE_MODULEID", "pymod")
-                .env("IOTEDGE_GATEWAYHOSTNAME", "localhost")
-                .env("IOTEDGE_MODULEGENERATIONID", &generation)
-                .env("IOTEDGE_WORKLOADURI", format!("unix://{}", socket.display()))
-                .env("IOTEDGE_APIVERSION", "2019-01-30")
-                .env("IOTEDGE_AUTHSCHEME", "sasToken")
-                .output()
-                .unwrap();
+            let out = module_command(script, &socket, &generation).output().unwrap();
             assert!(
                 out.status.success(),
                 "the SDK module failed:\n{}{}",
@@ -83,6 +105,36 @@ async fn an_azure_sdk_module_sends_to_its_output_over_tls() {
     assert!(topic.contains("%24.on=temperatureOutput"), "the output name: {topic}");
     assert!(topic.contains("source=sdk"), "the application property: {topic}");
     assert_eq!(body, r#"{"machine": {"temperature": 42.5}}"#);
+
+    // The twin: GET with the deployment's desired properties, a reported PATCH, then a desired
+    // patch when the deployment changes.
+    let socket = identity.paths.workload_dir.join("pymod/workload.sock");
+    let generation = pymod.generation_id.to_string();
+    let twin_script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/sdk_hub_twin.py");
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut child = module_command(twin_script, &socket, &generation).stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        for line in std::io::BufRead::lines(stdout) {
+            let line: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+            if line.get("ready").is_some() {
+                std::fs::write(deployment.with_extension("tmp"), manifest(35)).unwrap();
+                std::fs::rename(deployment.with_extension("tmp"), &deployment).unwrap();
+            }
+            lines.push(line);
+        }
+        assert!(child.wait().unwrap().success(), "{lines:?}");
+        lines
+    })
+    .await
+    .unwrap();
+    let twin = &lines[0]["twin"];
+    assert_eq!(twin["desired"]["TemperatureThreshold"], 25, "{lines:?}");
+    assert_eq!(twin["desired"]["$version"], 1, "{lines:?}");
+    assert_eq!(lines[1]["reported"], "ok");
+    let patch = &lines.last().unwrap()["patch"];
+    assert_eq!(patch["TemperatureThreshold"], 35, "{lines:?}");
+    assert_eq!(patch["$version"], 2, "{lines:?}");
     shutdown.cancel();
     hub.await.unwrap().unwrap();
 }

@@ -19,6 +19,8 @@ use crate::mqtt::{
     Ack, ConnAck, Connect, Disconnect, Packet, Properties, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
     Version, Will, reason,
 };
+use crate::routes::HubDeployment;
+use crate::twins::Twins;
 use session::{ConnId, Outgoing, Session};
 use subscriptions::Subscriptions;
 
@@ -70,6 +72,8 @@ pub struct Broker {
     retained: BTreeMap<String, Publish>,
     next_client: u64,
     routes: Vec<Route>,
+    twins: Twins,
+    device: Option<String>,
     /// Messages dropped because a session's queue was full.
     pub dropped: u64,
     /// Messages routed to `$upstream`, which has no uplink yet.
@@ -98,6 +102,47 @@ impl Broker {
     /// Replaces the routes (from the deployment's `$edgeHub` desired properties).
     pub fn set_routes(&mut self, routes: Vec<Route>) {
         self.routes = routes;
+    }
+
+    /// The device whose modules' twins the broker serves (`None`: no twins).
+    pub fn set_device(&mut self, device: Option<String>) {
+        self.device = device;
+    }
+
+    /// Applies a new deployment: routes swapped, module twins' desired properties updated and
+    /// the patches sent to the connected modules that subscribed to them (IoT Hub does not
+    /// queue desired patches for absent clients; they GET the twin when they come back).
+    pub fn set_deployment(&mut self, deployment: HubDeployment, out: &mut Vec<Action>) {
+        self.routes = deployment.routes;
+        let Some(device) = self.device.clone() else { return };
+        for (module, patch) in self.twins.set_desired(&deployment.module_twins) {
+            let version = patch.get("$version").and_then(|v| v.as_i64()).unwrap_or(0);
+            let topic = format!("$iothub/twin/PATCH/properties/desired/?$version={version}");
+            self.deliver_private(&format!("{device}/{module}"), topic, patch.to_string().into_bytes(), out);
+        }
+    }
+
+    /// Sends a message meant for one client only (twin responses, desired patches) if it is
+    /// connected and subscribed to its topic.
+    fn deliver_private(&mut self, client_id: &str, topic: String, body: Vec<u8>, out: &mut Vec<Action>) {
+        let Some(session) = self.sessions.get(client_id) else { return };
+        if session.connection.is_none() {
+            return;
+        }
+        let Some(qos) = session.subscriptions.iter().filter(|(f, _)| matches(f, &topic)).map(|(_, o)| o.qos).max()
+        else {
+            return;
+        };
+        let publish = Publish {
+            dup: false,
+            qos: qos.min(QoS::AtLeastOnce),
+            retain: false,
+            topic,
+            packet_id: None,
+            payload: body.into(),
+            properties: Properties::default(),
+        };
+        self.deliver(client_id, publish, out);
     }
 
     /// Connected clients.
@@ -318,6 +363,12 @@ impl Broker {
             if !publish.topic.starts_with("$iothub/") {
                 let why = "topics starting with $ are reserved";
                 return protocol_close(conn, version, reason::TOPIC_NAME_INVALID, why, out);
+            }
+            if let (Access::Module { module, .. }, Some(_)) = (&connection.access, &self.device) {
+                let client_id = connection.client_id.clone();
+                if let Some(response) = self.twins.request(module, &publish.topic, &publish.payload) {
+                    self.deliver_private(&client_id, response.topic, response.body, out);
+                }
             }
             match (publish.qos, packet_id) {
                 (QoS::AtLeastOnce, Some(id)) => out.push(Action::Send(conn, Packet::PubAck(Ack::ok(id)))),
