@@ -12,8 +12,9 @@ pub const TEST_PACKAGES: &[&str] = &["swtpm", "swtpm-tools", "tpm2-tools", "cont
 /// The official Azure IoT module SDK, used to prove workload API compatibility.
 pub const AZURE_SDK: &str = "azure-iot-device==2.14.0";
 
-/// paho-mqtt, a third-party MQTT client (3.1.1 and 5) the hub is tested with.
-pub const PAHO: &str = "paho-mqtt==2.1.0";
+/// paho-mqtt, a third-party MQTT client (3.1.1 and 5) the hub is tested with: the version
+/// azure-iot-device pins (it comes with the SDK; installed here in case the SDK is not).
+pub const PAHO: &str = "paho-mqtt==1.6.1";
 
 /// Runs the whole CI pipeline.
 pub fn run_ci() -> anyhow::Result<()> {

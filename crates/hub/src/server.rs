@@ -59,6 +59,9 @@ impl std::fmt::Debug for Listeners {
     }
 }
 
+/// How long a client that sent DISCONNECT has to close the connection itself.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -231,6 +234,7 @@ async fn connection<S>(
     let mut idle = CONNECT_TIMEOUT;
     let mut out = BytesMut::with_capacity(4096);
     let mut reading = true;
+    let mut disconnected = false;
     // Credentials with an end (SAS tokens) end the connection when they expire.
     let mut expires: Option<tokio::time::Instant> = None;
     'outer: loop {
@@ -240,6 +244,7 @@ async fn connection<S>(
                     let bye = Packet::Disconnect(Disconnect { code: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() });
                     if encode(&bye, Version::V5, &mut out).is_ok() {
                         let _ = writer.write_all(&out).await;
+                        let _ = writer.flush().await;
                     }
                 }
                 break;
@@ -252,6 +257,7 @@ async fn connection<S>(
                     out.clear();
                     if encode(&bye, Version::V5, &mut out).is_ok() {
                         let _ = writer.write_all(&out).await;
+                        let _ = writer.flush().await;
                     }
                 }
                 break;
@@ -262,7 +268,16 @@ async fn connection<S>(
                         tracing::debug!(conn, "keep-alive expired");
                         break;
                     }
-                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(0)) => break,
+                    Ok(Err(e)) => {
+                        tracing::debug!(conn, error = %e, "connection ended with an error");
+                        break;
+                    }
+                    Ok(Ok(_)) if disconnected => {
+                        // After DISCONNECT nothing counts; wait for the close.
+                        buf.clear();
+                        continue;
+                    }
                     Ok(Ok(_)) => {}
                 }
                 loop {
@@ -290,6 +305,9 @@ async fn connection<S>(
                                             let ack = Packet::ConnAck(ConnAck { session_present: false, code, properties });
                                             if encode(&ack, c.version, &mut out).is_ok() {
                                                 let _ = writer.write_all(&out).await;
+                                    let _ = writer.flush().await;
+                                                let _ = writer.flush().await;
+                        let _ = writer.flush().await;
                                             }
                                             break 'outer;
                                         }
@@ -297,8 +315,16 @@ async fn connection<S>(
                                 }
                                 packet => Event::Packet(conn, packet),
                             };
+                            let disconnecting = matches!(event, Event::Packet(_, Packet::Disconnect(_)));
                             if events.send(event).await.is_err() {
                                 break 'outer;
+                            }
+                            if disconnecting {
+                                // Nothing more is read; the client closes, or we do shortly.
+                                buf.clear();
+                                idle = DISCONNECT_GRACE;
+                                disconnected = true;
+                                break;
                             }
                         }
                         Ok(None) => break,
@@ -321,6 +347,8 @@ async fn connection<S>(
                                 };
                                 if encode(&Packet::ConnAck(refusal), Version::V311, &mut out).is_ok() {
                                     let _ = writer.write_all(&out).await;
+                                    let _ = writer.flush().await;
+                        let _ = writer.flush().await;
                                 }
                             }
                             break 'outer;
@@ -344,7 +372,8 @@ async fn connection<S>(
                         Err(_) => break,
                     }
                 }
-                if !out.is_empty() && writer.write_all(&out).await.is_err() {
+                // TLS buffers what it encrypts: flush, or an acknowledgement can sit unsent.
+                if !out.is_empty() && (writer.write_all(&out).await.is_err() || writer.flush().await.is_err()) {
                     break;
                 }
                 if close {

@@ -184,7 +184,9 @@ impl Broker {
                 {
                     c.will = None;
                 }
-                out.push(Action::Close(conn));
+                // The client closes the connection after DISCONNECT (the I/O layer waits a
+                // moment for it): closing first races some clients into reporting an
+                // unexpected disconnection.
                 self.closed(conn, out);
             }
             Packet::Connect(_) => protocol_close(conn, version, reason::PROTOCOL_ERROR, "a second CONNECT", out),

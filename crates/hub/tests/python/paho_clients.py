@@ -1,4 +1,4 @@
-"""paho-mqtt (2.x) against outpost-hub: for MQTT 3.1.1 and 5, a subscriber and a publisher
+"""paho-mqtt (1.6, the version azure-iot-device pins; 2.x works too) against outpost-hub: for MQTT 3.1.1 and 5, a subscriber and a publisher
 exchange QoS 0, 1 and 2 messages; v5 user properties and content type survive the trip.
 Usage: paho_clients.py PORT. Exits non-zero with the reason on failure."""
 
@@ -13,6 +13,12 @@ from paho.mqtt.packettypes import PacketTypes
 PORT = int(sys.argv[1])
 
 
+def new_client(client_id, protocol):
+    if hasattr(mqtt, "CallbackAPIVersion"):  # paho-mqtt 2.x
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    return mqtt.Client(client_id=client_id, protocol=protocol)
+
+
 def run(protocol, name):
     received = []
     done = threading.Event()
@@ -25,10 +31,10 @@ def run(protocol, name):
         if len(received) == 3:
             done.set()
 
-    def on_subscribe(client, userdata, mid, reason_codes, properties):
+    def on_subscribe(client, userdata, mid, *granted):
         subscribed.set()
 
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-sub-{name}", protocol=protocol)
+    sub = new_client(f"paho-sub-{name}", protocol)
     sub.on_message = on_message
     sub.on_subscribe = on_subscribe
     sub.connect("127.0.0.1", PORT)
@@ -37,7 +43,7 @@ def run(protocol, name):
     if not subscribed.wait(10):
         raise SystemExit(f"{name}: no SUBACK")
 
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-pub-{name}", protocol=protocol)
+    pub = new_client(f"paho-pub-{name}", protocol)
     pub.connect("127.0.0.1", PORT)
     pub.loop_start()
     for qos in (0, 1, 2):
