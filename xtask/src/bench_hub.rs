@@ -101,7 +101,7 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     std::fs::write(
         &hub_conf,
         format!(
-            "[mqtt]\nbind = \"127.0.0.1:{hub_port}\"\n[identity]\nsocket = \"\"\n\
+            "[mqtt]\nbind = \"127.0.0.1:{hub_port}\"\n[identity]\nsocket = \"\"\n[store]\ndir = \"\"\n\
              [auth]\nallow_anonymous = true\nanonymous_publish = [\"#\"]\nanonymous_subscribe = [\"#\"]\n"
         ),
     )?;

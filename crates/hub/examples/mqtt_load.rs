@@ -3,7 +3,9 @@
 //! default. Prints one JSON line: messages, seconds, messages per second. Speaks only MQTT
 //! 3.1.1, with Outpost's codec, so it measures any broker the same way.
 //!
-//! Usage: mqtt_load PORT QOS MESSAGES [PAYLOAD_BYTES] [WINDOW]
+//! Usage: mqtt_load PORT QOS MESSAGES [PAYLOAD_BYTES] [WINDOW] [persistent]
+//! (`persistent`: the subscriber keeps a persistent session, so a broker with a store writes
+//! every QoS 1 message to disk before acknowledging it.)
 
 use std::time::Instant;
 
@@ -16,14 +18,14 @@ use tokio::net::TcpStream;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-async fn connect(port: u16, id: &str) -> Result<(TcpStream, BytesMut), Error> {
+async fn connect(port: u16, id: &str, clean: bool) -> Result<(TcpStream, BytesMut), Error> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream.set_nodelay(true)?;
     let mut out = BytesMut::new();
     let connect = Connect {
         version: Version::V311,
         client_id: id.into(),
-        clean_start: true,
+        clean_start: clean,
         keep_alive: 60,
         username: None,
         password: None,
@@ -56,8 +58,9 @@ async fn main() -> Result<(), Error> {
     let messages = arg(2, 100_000);
     let payload = Bytes::from(vec![b'x'; arg(3, 64)]);
     let window = arg(4, 100);
+    let persistent = args.get(5).is_some_and(|a| a == "persistent");
 
-    let (mut sub, mut sub_buf) = connect(port, "load-sub").await?;
+    let (mut sub, mut sub_buf) = connect(port, "load-sub", !persistent).await?;
     let mut out = BytesMut::new();
     let subscribe = Subscribe {
         packet_id: 1,
@@ -103,7 +106,7 @@ async fn main() -> Result<(), Error> {
         Ok(Instant::now())
     });
 
-    let (mut publisher, mut pub_buf) = connect(port, "load-pub").await?;
+    let (mut publisher, mut pub_buf) = connect(port, "load-pub", true).await?;
     let start = Instant::now();
     let mut sent = 0usize;
     let mut inflight = 0usize;

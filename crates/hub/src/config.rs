@@ -26,6 +26,22 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Where routes come from.
     pub routes: RoutesConfig,
+    /// Store-and-forward.
+    pub store: StoreConfig,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The store's directory; empty keeps everything in memory (lost on restart).
+    pub dir: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { dir: "/var/lib/outpost/hub/store".into() }
+    }
 }
 
 /// `[routes]`.

@@ -15,6 +15,7 @@ pub mod dialect;
 pub mod mqtt;
 pub mod routes;
 pub mod server;
+pub mod store;
 pub mod tls;
 pub mod twins;
 
@@ -35,6 +36,9 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
+    /// The message store cannot be opened or read.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// The TLS certificate cannot be had.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -110,5 +114,14 @@ pub async fn run(
         let every = std::time::Duration::from_secs(config.routes.poll_secs.max(1));
         Some(Box::new(routes::DeploymentFile::new(config.routes.deployment_file.clone(), every)))
     };
-    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, routes, device, shutdown).await?)
+    let store: Option<Box<dyn store::MessageStore>> = if config.store.dir.as_os_str().is_empty() {
+        None
+    } else {
+        std::fs::create_dir_all(&config.store.dir).map_err(|e| store::StoreError::Backend {
+            path: config.store.dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Some(Box::new(store::sled::SledStore::open(&config.store.dir)?))
+    };
+    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, routes, device, store, shutdown).await?)
 }

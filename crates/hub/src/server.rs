@@ -21,9 +21,12 @@ use crate::broker::session::ConnId;
 use crate::broker::{Action, Broker, Limits};
 use crate::mqtt::{ConnAck, Connect, Disconnect, ErrorKind, Packet, Properties, Version, decode, encode, reason};
 use crate::routes::RouteSource;
+use crate::store::MessageStore;
 
 /// A client must send CONNECT within this time of opening the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events handled between two commits of the store.
+const BATCH: usize = 256;
 /// Frames queued per connection before a slow reader is disconnected.
 const OUTBOUND_QUEUE: usize = 4096;
 
@@ -96,12 +99,16 @@ pub async fn serve(
     authenticator: Arc<Authenticator>,
     routes: Option<Box<dyn RouteSource>>,
     device: Option<String>,
+    store: Option<Box<dyn MessageStore>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let tracker = TaskTracker::new();
     let mut broker = Broker::new(limits);
     broker.set_device(device);
+    if let Some(store) = store {
+        broker.attach_store(store).map_err(std::io::Error::other)?;
+    }
     tracker.spawn(broker_task(broker, events_rx));
     if let Some(mut source) = routes {
         let (events, stop) = (events_tx.clone(), shutdown.clone());
@@ -147,36 +154,56 @@ pub async fn serve(
     Ok(())
 }
 
+/// Applies one event to the broker.
+fn handle(
+    broker: &mut Broker,
+    peers: &mut HashMap<ConnId, (mpsc::Sender<Outbound>, Option<Version>)>,
+    event: Event,
+    actions: &mut Vec<Action>,
+) {
+    match event {
+        Event::Open(conn, tx) => {
+            peers.insert(conn, (tx, None));
+        }
+        Event::Connect(conn, connect, access) => {
+            if let Some(peer) = peers.get_mut(&conn) {
+                peer.1 = Some(connect.version);
+            }
+            broker.connect(conn, *connect, access, actions);
+        }
+        Event::Packet(conn, packet) => broker.handle(conn, packet, actions),
+        Event::Violation(conn, error) => {
+            if peers.get(&conn).and_then(|p| p.1) == Some(Version::V5) {
+                let properties = Properties { reason_string: Some(error.to_string()), ..Default::default() };
+                let bye = Disconnect { code: error.reason_code(), properties };
+                actions.push(Action::Send(conn, Packet::Disconnect(bye)));
+            }
+            actions.push(Action::Close(conn));
+            broker.closed(conn, actions);
+        }
+        Event::Closed(conn) => {
+            peers.remove(&conn);
+            broker.closed(conn, actions);
+        }
+        Event::Deployment(deployment) => broker.set_deployment(deployment, actions),
+    }
+}
+
 async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
     let mut peers: HashMap<ConnId, (mpsc::Sender<Outbound>, Option<Version>)> = HashMap::new();
     let mut actions = Vec::new();
     let mut frame = BytesMut::with_capacity(64 * 1024);
-    while let Some(event) = events.recv().await {
-        match event {
-            Event::Open(conn, tx) => {
-                peers.insert(conn, (tx, None));
-            }
-            Event::Connect(conn, connect, access) => {
-                if let Some(peer) = peers.get_mut(&conn) {
-                    peer.1 = Some(connect.version);
-                }
-                broker.connect(conn, *connect, access, &mut actions);
-            }
-            Event::Packet(conn, packet) => broker.handle(conn, packet, &mut actions),
-            Event::Violation(conn, error) => {
-                if peers.get(&conn).and_then(|p| p.1) == Some(Version::V5) {
-                    let properties = Properties { reason_string: Some(error.to_string()), ..Default::default() };
-                    let bye = Disconnect { code: error.reason_code(), properties };
-                    actions.push(Action::Send(conn, Packet::Disconnect(bye)));
-                }
-                actions.push(Action::Close(conn));
-                broker.closed(conn, &mut actions);
-            }
-            Event::Closed(conn) => {
-                peers.remove(&conn);
-                broker.closed(conn, &mut actions);
-            }
-            Event::Deployment(deployment) => broker.set_deployment(deployment, &mut actions),
+    // Events are handled in batches: everything already queued, then one commit of the store
+    // (one fsync for the batch), then the packets the batch produced — so no acknowledgement
+    // leaves before what it acknowledges is on disk.
+    let mut batch = Vec::with_capacity(BATCH);
+    while events.recv_many(&mut batch, BATCH).await > 0 {
+        for event in batch.drain(..) {
+            handle(&mut broker, &mut peers, event, &mut actions);
+        }
+        if let Err(e) = broker.commit() {
+            tracing::error!(error = %e, "message store flush failed; acknowledgements of this batch are withheld");
+            actions.retain(|a| !matches!(a, Action::Send(_, Packet::PubAck(_) | Packet::PubRec(_))));
         }
         for action in actions.drain(..) {
             match action {

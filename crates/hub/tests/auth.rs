@@ -45,6 +45,7 @@ async fn env() -> Env {
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
 
     let mut config = Config::default();
+    config.store.dir = "".into();
     config.routes.deployment_file = "".into();
     config.identity.socket = identity.paths.socket.clone();
     // TLS (on the fixed port 8883 modules dial) is exercised by one test alone.

@@ -29,6 +29,7 @@ impl Drop for Hub {
 /// Anonymous clients may use every topic; no identity service.
 fn open_config() -> Config {
     let mut config = Config::default();
+    config.store.dir = "".into();
     config.routes.deployment_file = "".into();
     config.identity.socket = "".into();
     config.auth.allow_anonymous = true;

@@ -104,6 +104,7 @@ async fn env(routes: serde_json::Value) -> Env {
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
     let env_dir_deployment = dir.path().join("deployment.json");
     let mut config = Config::default();
+    config.store.dir = "".into();
     config.identity.socket = identity.paths.socket.clone();
     config.mqtt.tls = false;
     config.routes.deployment_file = env_dir_deployment;

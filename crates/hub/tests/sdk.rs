@@ -58,6 +58,7 @@ async fn an_azure_sdk_module_uses_its_output_and_twin_over_tls() {
     let deployment = dir.path().join("deployment.json");
     std::fs::write(&deployment, manifest(25)).unwrap();
     let mut config = Config::default();
+    config.store.dir = "".into();
     config.routes.deployment_file = deployment.clone();
     config.routes.poll_secs = 1;
     config.identity.socket = identity.paths.socket.clone();

@@ -20,6 +20,7 @@ use crate::mqtt::{
     Version, Will, reason,
 };
 use crate::routes::HubDeployment;
+use crate::store::{MessageStore, SessionRecord, StoreError};
 use crate::twins::Twins;
 use session::{ConnId, Outgoing, Session};
 use subscriptions::Subscriptions;
@@ -74,6 +75,9 @@ pub struct Broker {
     routes: Vec<Route>,
     twins: Twins,
     device: Option<String>,
+    store: Option<Box<dyn MessageStore>>,
+    next_seq: u64,
+    dirty: bool,
     /// Messages dropped because a session's queue was full.
     pub dropped: u64,
     /// Messages routed to `$upstream`, which has no uplink yet.
@@ -102,6 +106,64 @@ impl Broker {
     /// Replaces the routes (from the deployment's `$edgeHub` desired properties).
     pub fn set_routes(&mut self, routes: Vec<Route>) {
         self.routes = routes;
+    }
+
+    /// Keeps persistent sessions, their QoS 1/2 messages and retained messages in `store`,
+    /// starting from what it holds.
+    pub fn attach_store(&mut self, store: Box<dyn MessageStore>) -> Result<(), StoreError> {
+        let snapshot = store.load()?;
+        for (client_id, record) in snapshot.sessions {
+            let mut session = Session::new(client_id.clone(), record.version(), false);
+            for (filter, options) in record.options() {
+                if let Ok(parsed) = parse_filter(&filter) {
+                    self.subscriptions.add(&parsed, &client_id, options);
+                }
+                session.subscriptions.insert(filter, options);
+            }
+            self.sessions.insert(client_id, session);
+        }
+        for (client_id, messages) in snapshot.messages {
+            for (seq, message) in messages {
+                self.next_seq = self.next_seq.max(seq + 1);
+                if let Some(session) = self.sessions.get_mut(&client_id) {
+                    session.queue.push_back((Some(seq), message));
+                }
+            }
+        }
+        self.retained = snapshot.retained;
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// Makes what the last events changed durable; call before sending their
+    /// acknowledgements (group commit: one flush for a batch of events).
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(());
+        }
+        match &mut self.store {
+            Some(store) => store.flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&mut self, what: impl FnOnce(&mut dyn MessageStore) -> Result<(), StoreError>) {
+        if let Some(store) = self.store.as_deref_mut() {
+            self.dirty = true;
+            if let Err(e) = what(store) {
+                tracing::error!(error = %e, "message store write failed");
+            }
+        }
+    }
+
+    /// Records `client_id`'s session (if it is persistent) with its subscriptions.
+    fn save_session(&mut self, client_id: &str) {
+        let Some(session) = self.sessions.get(client_id) else { return };
+        if session.ends_with_connection {
+            return;
+        }
+        let record = SessionRecord::new(session.version, &session.subscriptions);
+        self.write(|store| store.put_session(client_id, &record));
     }
 
     /// The device whose modules' twins the broker serves (`None`: no twins).
@@ -227,6 +289,9 @@ impl Broker {
 
     fn end_session(&mut self, client_id: &str) {
         if let Some(session) = self.sessions.remove(client_id) {
+            let _ = session.ends_with_connection;
+            // Whatever it was, nothing of it may come back after a restart.
+            self.write(|store| store.remove_session(client_id));
             for filter in session.subscriptions.keys() {
                 if let Ok(filter) = parse_filter(filter) {
                     self.subscriptions.remove(&filter, client_id);
@@ -301,6 +366,7 @@ impl Broker {
             properties.maximum_packet_size = Some(self.limits.max_packet_size as u32);
             properties.receive_maximum = Some(self.limits.max_inflight.min(u16::MAX as usize) as u16);
         }
+        self.save_session(&client_id);
         let ack = ConnAck { session_present, code: reason::SUCCESS, properties };
         out.push(Action::Send(conn, Packet::ConnAck(ack)));
         // Resume: in-flight deliveries again (DUP), then the queue.
@@ -445,7 +511,10 @@ impl Broker {
         for (module, input) in &inputs {
             let client_id = format!("{device}/{module}");
             let version = Version::V311;
-            self.sessions.entry(client_id.clone()).or_insert_with(|| Session::new(client_id.clone(), version, false));
+            if !self.sessions.contains_key(&client_id) {
+                self.sessions.insert(client_id.clone(), Session::new(client_id.clone(), version, false));
+                self.save_session(&client_id);
+            }
             let copy = Publish {
                 dup: false,
                 qos: QoS::AtLeastOnce,
@@ -466,10 +535,12 @@ impl Broker {
         if publish.retain {
             if publish.payload.is_empty() {
                 self.retained.remove(&publish.topic);
+                self.write(|store| store.put_retained(&publish.topic, None));
             } else {
                 let mut kept = publish.clone();
                 kept.dup = false;
                 kept.packet_id = None;
+                self.write(|store| store.put_retained(&kept.topic, Some(&kept)));
                 self.retained.insert(publish.topic.clone(), kept);
             }
         }
@@ -495,25 +566,42 @@ impl Broker {
         let limits = self.limits;
         let Some(session) = self.sessions.get_mut(client_id) else { return };
         let connected = session.connection;
-        match (connected, publish.qos) {
-            (Some(conn), QoS::AtMostOnce) => {
+        if publish.qos == QoS::AtMostOnce {
+            if let Some(conn) = connected {
                 publish.properties.topic_alias = None;
                 out.push(Action::Send(conn, Packet::Publish(publish)));
             }
-            (None, QoS::AtMostOnce) => {}
-            (Some(conn), _) if session.queue.is_empty() && session.inflight.len() < limits.max_inflight => {
+            return;
+        }
+        if session.queue.len() >= limits.max_queued {
+            self.dropped += 1;
+            return;
+        }
+        // QoS 1/2 for a persistent session: on disk before the sender's acknowledgement.
+        let seq = if session.ends_with_connection {
+            None
+        } else {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            if let Some(store) = self.store.as_deref_mut() {
+                self.dirty = true;
+                if let Err(e) = store.put_message(client_id, seq, &publish) {
+                    tracing::error!(error = %e, "message store write failed");
+                }
+            }
+            Some(seq)
+        };
+        match connected {
+            Some(conn) if session.queue.is_empty() && session.inflight.len() < limits.max_inflight => {
                 let Some(id) = session.next_packet_id() else { return };
                 publish.packet_id = Some(id);
+                if let Some(seq) = seq {
+                    session.stored.insert(id, seq);
+                }
                 session.inflight.insert(id, Outgoing::Sent(publish.clone()));
                 out.push(Action::Send(conn, Packet::Publish(publish)));
             }
-            _ => {
-                if session.queue.len() < limits.max_queued {
-                    session.queue.push_back(publish);
-                } else {
-                    self.dropped += 1;
-                }
-            }
+            _ => session.queue.push_back((seq, publish)),
         }
     }
 
@@ -523,16 +611,15 @@ impl Broker {
         let Some(session) = self.sessions.get_mut(client_id) else { return };
         let Some(conn) = session.connection else { return };
         while session.inflight.len() < limits.max_inflight {
-            let Some(mut publish) = session.queue.pop_front() else { break };
-            if publish.qos == QoS::AtMostOnce {
-                out.push(Action::Send(conn, Packet::Publish(publish)));
-                continue;
-            }
+            let Some((seq, mut publish)) = session.queue.pop_front() else { break };
             let Some(id) = session.next_packet_id() else {
-                session.queue.push_front(publish);
+                session.queue.push_front((seq, publish));
                 break;
             };
             publish.packet_id = Some(id);
+            if let Some(seq) = seq {
+                session.stored.insert(id, seq);
+            }
             session.inflight.insert(id, Outgoing::Sent(publish.clone()));
             out.push(Action::Send(conn, Packet::Publish(publish)));
         }
@@ -541,7 +628,11 @@ impl Broker {
     fn acknowledged(&mut self, conn: ConnId, packet_id: u16, out: &mut Vec<Action>) {
         let Some(session) = self.session_of(conn) else { return };
         session.inflight.remove(&packet_id);
+        let seq = session.stored.remove(&packet_id);
         let client_id = session.client_id.clone();
+        if let Some(seq) = seq {
+            self.write(|store| store.remove_message(&client_id, seq));
+        }
         self.flush(&client_id, out);
     }
 
@@ -593,6 +684,7 @@ impl Broker {
                 }
             }
         }
+        self.save_session(&client_id);
         let ack = SubAck { packet_id: subscribe.packet_id, codes, properties: Properties::default() };
         out.push(Action::Send(conn, Packet::SubAck(ack)));
         for message in retained {
@@ -614,6 +706,7 @@ impl Broker {
             };
             codes.push(if existed { reason::SUCCESS } else { reason::NO_SUBSCRIPTION_EXISTED });
         }
+        self.save_session(&client_id);
         if version == Version::V311 {
             codes.clear();
         }

@@ -29,8 +29,11 @@ pub struct Session {
     pub version: Version,
     /// Filter → options.
     pub subscriptions: HashMap<String, SubscriptionOptions>,
-    /// Messages waiting to be sent (offline, or beyond the in-flight window).
-    pub queue: VecDeque<Publish>,
+    /// Messages waiting to be sent (offline, or beyond the in-flight window), with their
+    /// store sequence number when they are stored.
+    pub queue: VecDeque<(Option<u64>, Publish)>,
+    /// Store sequence numbers of the deliveries in flight, by packet id.
+    pub stored: HashMap<u16, u64>,
     /// Deliveries in flight by packet id.
     pub inflight: BTreeMap<u16, Outgoing>,
     /// QoS 2 packet ids received and not yet released.
@@ -50,6 +53,7 @@ impl Session {
             version,
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
+            stored: HashMap::new(),
             inflight: BTreeMap::new(),
             awaiting_release: BTreeSet::new(),
             connection: None,

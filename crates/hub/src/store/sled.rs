@@ -1,0 +1,168 @@
+//! The sled backend: three trees — `sessions` (client id → JSON record), `messages`
+//! (client id, 0x00, big-endian sequence → stored PUBLISH, so a prefix scan yields a
+//! session's messages in order) and `retained` (topic → stored PUBLISH). Durability is
+//! `flush()`, one fsync for everything written since the last.
+
+use std::path::Path;
+
+use super::{MessageStore, SessionRecord, Snapshot, StoreError, decode_message, encode_message};
+use crate::mqtt::Publish;
+
+/// A store in a sled database.
+#[derive(Debug)]
+pub struct SledStore {
+    path: String,
+    db: ::sled::Db,
+    sessions: ::sled::Tree,
+    messages: ::sled::Tree,
+    retained: ::sled::Tree,
+}
+
+fn message_key(client_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(client_id.len() + 9);
+    key.extend_from_slice(client_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.display().to_string();
+        let failed = |e: ::sled::Error| StoreError::Backend { path: path.clone(), reason: e.to_string() };
+        let db = ::sled::open(dir).map_err(failed)?;
+        let sessions = db.open_tree("sessions").map_err(failed)?;
+        let messages = db.open_tree("messages").map_err(failed)?;
+        let retained = db.open_tree("retained").map_err(failed)?;
+        Ok(Self { path, db, sessions, messages, retained })
+    }
+
+    fn failed(&self) -> impl Fn(::sled::Error) -> StoreError + '_ {
+        move |e| StoreError::Backend { path: self.path.clone(), reason: e.to_string() }
+    }
+}
+
+impl MessageStore for SledStore {
+    fn put_session(&mut self, client_id: &str, session: &SessionRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(session).unwrap_or_default();
+        self.sessions.insert(client_id.as_bytes(), bytes).map_err(self.failed())?;
+        Ok(())
+    }
+
+    fn remove_session(&mut self, client_id: &str) -> Result<(), StoreError> {
+        self.sessions.remove(client_id.as_bytes()).map_err(self.failed())?;
+        let mut prefix = client_id.as_bytes().to_vec();
+        prefix.push(0);
+        for key in self.messages.scan_prefix(&prefix).keys() {
+            let key = key.map_err(self.failed())?;
+            self.messages.remove(key).map_err(self.failed())?;
+        }
+        Ok(())
+    }
+
+    fn put_message(&mut self, client_id: &str, seq: u64, message: &Publish) -> Result<(), StoreError> {
+        self.messages.insert(message_key(client_id, seq), encode_message(message)).map_err(self.failed())?;
+        Ok(())
+    }
+
+    fn remove_message(&mut self, client_id: &str, seq: u64) -> Result<(), StoreError> {
+        self.messages.remove(message_key(client_id, seq)).map_err(self.failed())?;
+        Ok(())
+    }
+
+    fn put_retained(&mut self, topic: &str, message: Option<&Publish>) -> Result<(), StoreError> {
+        match message {
+            Some(message) => self.retained.insert(topic.as_bytes(), encode_message(message)).map(|_| ()),
+            None => self.retained.remove(topic.as_bytes()).map(|_| ()),
+        }
+        .map_err(self.failed())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(self.failed())
+    }
+
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let mut snapshot = Snapshot::default();
+        for entry in self.sessions.iter() {
+            let (key, value) = entry.map_err(self.failed())?;
+            let client_id = String::from_utf8_lossy(&key).into_owned();
+            let record: SessionRecord = serde_json::from_slice(&value)
+                .map_err(|e| StoreError::Corrupt { key: format!("session {client_id}"), reason: e.to_string() })?;
+            snapshot.sessions.insert(client_id, record);
+        }
+        for entry in self.messages.iter() {
+            let (key, value) = entry.map_err(self.failed())?;
+            // client id, a 0 byte, eight bytes of sequence number (which may hold zeros too).
+            let Some(split) = key.len().checked_sub(9).filter(|i| key[*i] == 0) else {
+                return Err(StoreError::Corrupt { key: format!("{key:?}"), reason: "bad message key".into() });
+            };
+            let client_id = String::from_utf8_lossy(&key[..split]).into_owned();
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&key[split + 1..]);
+            let seq = u64::from_be_bytes(seq);
+            let message = decode_message(&format!("message {client_id}#{seq}"), &value)?;
+            snapshot.messages.entry(client_id).or_default().push((seq, message));
+        }
+        for entry in self.retained.iter() {
+            let (key, value) = entry.map_err(self.failed())?;
+            let topic = String::from_utf8_lossy(&key).into_owned();
+            let message = decode_message(&format!("retained {topic}"), &value)?;
+            snapshot.retained.insert(topic, message);
+        }
+        Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mqtt::{Properties, QoS, Version};
+
+    fn message(n: u8) -> Publish {
+        Publish {
+            dup: true,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: format!("t/{n}"),
+            packet_id: Some(9),
+            payload: Bytes::from(vec![n; 3]),
+            properties: Properties { content_type: Some("text/plain".into()), ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn what_is_flushed_is_there_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = SledStore::open(dir.path()).unwrap();
+            let record = SessionRecord { level: 5, subscriptions: vec![("a/#".into(), 1, false, false, 0)] };
+            store.put_session("c1", &record).unwrap();
+            store.put_session("c2", &record).unwrap();
+            for n in 0..3 {
+                store.put_message("c1", u64::from(n), &message(n)).unwrap();
+            }
+            store.put_message("c2", 7, &message(7)).unwrap();
+            store.remove_message("c1", 1).unwrap();
+            store.remove_session("c2").unwrap();
+            store.put_retained("status", Some(&message(5))).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let snapshot = store.load().unwrap();
+        assert_eq!(snapshot.sessions.keys().collect::<Vec<_>>(), ["c1"]);
+        assert_eq!(snapshot.sessions["c1"].version(), Version::V5);
+        let kept: Vec<(u64, String)> = snapshot.messages["c1"].iter().map(|(s, m)| (*s, m.topic.clone())).collect();
+        assert_eq!(kept, [(0, "t/0".to_owned()), (2, "t/2".to_owned())]);
+        let first = &snapshot.messages["c1"][0].1;
+        assert_eq!(
+            (first.dup, first.packet_id, first.properties.content_type.as_deref()),
+            (false, None, Some("text/plain"))
+        );
+        assert!(!snapshot.messages.contains_key("c2"));
+        assert_eq!(snapshot.retained["status"].payload, Bytes::from(vec![5; 3]));
+    }
+}
