@@ -3,6 +3,8 @@
 //! wills, QoS 0/1/2 in both directions, shared subscriptions and MQTT 5 topic aliases,
 //! session expiry and reason codes.
 
+mod durable;
+mod iothub;
 pub mod session;
 pub mod subscriptions;
 
@@ -11,7 +13,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
-use outpost_core::routes::{MessageSource, Route, RouteMessage, Sink};
+use outpost_core::routes::Route;
 
 use crate::auth::Access;
 use crate::mqtt::topic::{matches, parse_filter};
@@ -19,8 +21,7 @@ use crate::mqtt::{
     Ack, ConnAck, Connect, Disconnect, Packet, Properties, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
     Version, Will, reason,
 };
-use crate::routes::HubDeployment;
-use crate::store::{MessageStore, SessionRecord, StoreError};
+use crate::store::MessageStore;
 use crate::twins::Twins;
 use session::{ConnId, Outgoing, Session};
 use subscriptions::Subscriptions;
@@ -101,110 +102,6 @@ impl Broker {
     /// The limits.
     pub fn limits(&self) -> Limits {
         self.limits
-    }
-
-    /// Replaces the routes (from the deployment's `$edgeHub` desired properties).
-    pub fn set_routes(&mut self, routes: Vec<Route>) {
-        self.routes = routes;
-    }
-
-    /// Keeps persistent sessions, their QoS 1/2 messages and retained messages in `store`,
-    /// starting from what it holds.
-    pub fn attach_store(&mut self, store: Box<dyn MessageStore>) -> Result<(), StoreError> {
-        let snapshot = store.load()?;
-        for (client_id, record) in snapshot.sessions {
-            let mut session = Session::new(client_id.clone(), record.version(), false);
-            for (filter, options) in record.options() {
-                if let Ok(parsed) = parse_filter(&filter) {
-                    self.subscriptions.add(&parsed, &client_id, options);
-                }
-                session.subscriptions.insert(filter, options);
-            }
-            self.sessions.insert(client_id, session);
-        }
-        for (client_id, messages) in snapshot.messages {
-            for (seq, message) in messages {
-                self.next_seq = self.next_seq.max(seq + 1);
-                if let Some(session) = self.sessions.get_mut(&client_id) {
-                    session.queue.push_back((Some(seq), message));
-                }
-            }
-        }
-        self.retained = snapshot.retained;
-        self.store = Some(store);
-        Ok(())
-    }
-
-    /// Makes what the last events changed durable; call before sending their
-    /// acknowledgements (group commit: one flush for a batch of events).
-    pub fn commit(&mut self) -> Result<(), StoreError> {
-        if !std::mem::take(&mut self.dirty) {
-            return Ok(());
-        }
-        match &mut self.store {
-            Some(store) => store.flush(),
-            None => Ok(()),
-        }
-    }
-
-    fn write(&mut self, what: impl FnOnce(&mut dyn MessageStore) -> Result<(), StoreError>) {
-        if let Some(store) = self.store.as_deref_mut() {
-            self.dirty = true;
-            if let Err(e) = what(store) {
-                tracing::error!(error = %e, "message store write failed");
-            }
-        }
-    }
-
-    /// Records `client_id`'s session (if it is persistent) with its subscriptions.
-    fn save_session(&mut self, client_id: &str) {
-        let Some(session) = self.sessions.get(client_id) else { return };
-        if session.ends_with_connection {
-            return;
-        }
-        let record = SessionRecord::new(session.version, &session.subscriptions);
-        self.write(|store| store.put_session(client_id, &record));
-    }
-
-    /// The device whose modules' twins the broker serves (`None`: no twins).
-    pub fn set_device(&mut self, device: Option<String>) {
-        self.device = device;
-    }
-
-    /// Applies a new deployment: routes swapped, module twins' desired properties updated and
-    /// the patches sent to the connected modules that subscribed to them (IoT Hub does not
-    /// queue desired patches for absent clients; they GET the twin when they come back).
-    pub fn set_deployment(&mut self, deployment: HubDeployment, out: &mut Vec<Action>) {
-        self.routes = deployment.routes;
-        let Some(device) = self.device.clone() else { return };
-        for (module, patch) in self.twins.set_desired(&deployment.module_twins) {
-            let version = patch.get("$version").and_then(|v| v.as_i64()).unwrap_or(0);
-            let topic = format!("$iothub/twin/PATCH/properties/desired/?$version={version}");
-            self.deliver_private(&format!("{device}/{module}"), topic, patch.to_string().into_bytes(), out);
-        }
-    }
-
-    /// Sends a message meant for one client only (twin responses, desired patches) if it is
-    /// connected and subscribed to its topic.
-    fn deliver_private(&mut self, client_id: &str, topic: String, body: Vec<u8>, out: &mut Vec<Action>) {
-        let Some(session) = self.sessions.get(client_id) else { return };
-        if session.connection.is_none() {
-            return;
-        }
-        let Some(qos) = session.subscriptions.iter().filter(|(f, _)| matches(f, &topic)).map(|(_, o)| o.qos).max()
-        else {
-            return;
-        };
-        let publish = Publish {
-            dup: false,
-            qos: qos.min(QoS::AtLeastOnce),
-            retain: false,
-            topic,
-            packet_id: None,
-            payload: body.into(),
-            properties: Properties::default(),
-        };
-        self.deliver(client_id, publish, out);
     }
 
     /// Connected clients.
@@ -289,7 +186,6 @@ impl Broker {
 
     fn end_session(&mut self, client_id: &str) {
         if let Some(session) = self.sessions.remove(client_id) {
-            let _ = session.ends_with_connection;
             // Whatever it was, nothing of it may come back after a restart.
             self.write(|store| store.remove_session(client_id));
             for filter in session.subscriptions.keys() {
@@ -482,53 +378,6 @@ impl Broker {
         routed + self.route(sender, publish, out)
     }
 
-    /// Sends an IoT Hub message along the routes it matches: a copy to each module input
-    /// named (once per input, QoS 1, queued in the target module's session even before it
-    /// first connects, as edgeHub keeps messages per endpoint); `$upstream` is counted until
-    /// the uplink exists. Returns the number of endpoints.
-    fn route_telemetry(&mut self, message: &RouteMessage, publish: &Publish, out: &mut Vec<Action>) -> usize {
-        let device = match &message.source {
-            MessageSource::Module { device, .. } | MessageSource::Telemetry { device } => device.clone(),
-        };
-        let mut inputs: Vec<(String, String)> = Vec::new();
-        let mut upstream = false;
-        for route in &self.routes {
-            if !route.matches(message) {
-                continue;
-            }
-            match route.sink() {
-                Sink::Upstream => upstream = true,
-                Sink::ModuleInput { module, input } => {
-                    if !inputs.iter().any(|(m, i)| m == module && i == input) {
-                        inputs.push((module.clone(), input.clone()));
-                    }
-                }
-            }
-        }
-        if upstream {
-            self.upstream_unsent += 1;
-        }
-        for (module, input) in &inputs {
-            let client_id = format!("{device}/{module}");
-            let version = Version::V311;
-            if !self.sessions.contains_key(&client_id) {
-                self.sessions.insert(client_id.clone(), Session::new(client_id.clone(), version, false));
-                self.save_session(&client_id);
-            }
-            let copy = Publish {
-                dup: false,
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                topic: crate::dialect::input_topic(&device, module, input, message),
-                packet_id: None,
-                payload: publish.payload.clone(),
-                properties: Properties::default(),
-            };
-            self.deliver(&client_id, copy, out);
-        }
-        inputs.len() + usize::from(upstream)
-    }
-
     /// Delivers `publish` from `sender` to every matching subscriber and updates retained
     /// messages; returns the number of subscribers.
     fn route(&mut self, sender: &str, publish: Publish, out: &mut Vec<Action>) -> usize {
@@ -562,7 +411,7 @@ impl Broker {
 
     /// Sends `publish` to `client_id` now if it is connected and its window allows, else
     /// queues it (QoS 1/2) or drops it (QoS 0 while offline).
-    fn deliver(&mut self, client_id: &str, mut publish: Publish, out: &mut Vec<Action>) {
+    pub(super) fn deliver(&mut self, client_id: &str, mut publish: Publish, out: &mut Vec<Action>) {
         let limits = self.limits;
         let Some(session) = self.sessions.get_mut(client_id) else { return };
         let connected = session.connection;
