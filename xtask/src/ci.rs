@@ -6,8 +6,24 @@ use crate::util::{apt_install, cargo, pip_install, sh};
 /// containerd-client's protoc step. xtask itself needs none of them.
 pub const BUILD_PACKAGES: &[&str] = &["pkg-config", "libssl-dev", "libtss2-dev", "protobuf-compiler"];
 
-/// Debian packages the tests need: TPM, containers, a static busybox for test images.
-pub const TEST_PACKAGES: &[&str] = &["swtpm", "swtpm-tools", "tpm2-tools", "containerd", "runc", "busybox-static"];
+/// Debian packages the tests need: TPM, containers, a static busybox for test images, a
+/// loopback image registry (with `htpasswd` for its users), Mosquitto and its clients (the
+/// third-party MQTT clients the hub is tested with), `taskset` for benchmarks, curl as an
+/// HTTPS client.
+pub const TEST_PACKAGES: &[&str] = &[
+    "swtpm",
+    "swtpm-tools",
+    "tpm2-tools",
+    "containerd",
+    "runc",
+    "busybox-static",
+    "docker-registry",
+    "apache2-utils",
+    "mosquitto",
+    "mosquitto-clients",
+    "util-linux",
+    "curl",
+];
 
 /// The official Azure IoT module SDK, used to prove workload API compatibility.
 pub const AZURE_SDK: &str = "azure-iot-device==2.14.0";

@@ -28,6 +28,24 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// Store-and-forward.
     pub store: StoreConfig,
+    /// The HTTPS endpoint.
+    pub https: HttpsConfig,
+}
+
+/// `[https]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpsConfig {
+    /// Whether to serve HTTPS (needs the identity service for the certificate).
+    pub enabled: bool,
+    /// Its listener.
+    pub bind: SocketAddr,
+}
+
+impl Default for HttpsConfig {
+    fn default() -> Self {
+        Self { enabled: true, bind: SocketAddr::from(([0, 0, 0, 0], 443)) }
+    }
 }
 
 /// `[store]`.

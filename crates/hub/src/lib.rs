@@ -6,12 +6,14 @@
 //!   and topic names and filters;
 //! - [`broker`]: the broker's state machine (sessions, subscriptions, retained messages,
 //!   wills, QoS flows), also without I/O;
-//! - [`server`]: the tokio loops that move bytes between sockets and the broker.
+//! - [`server`]: the tokio loops that move bytes between sockets and the broker;
+//! - [`https`]: the HTTPS endpoint (direct methods between modules).
 
 pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod dialect;
+pub mod https;
 pub mod mqtt;
 pub mod routes;
 pub mod server;
@@ -79,7 +81,9 @@ pub async fn run(
             std::sync::Arc::new(auth::verify::IdentitydVerifier::new(socket));
         Some((device.hub_hostname, device.gateway_hostname, device.device_id, verifier))
     };
-    let tls = match (&iothub, config.mqtt.tls) {
+    // One server certificate (and acceptor) for MQTT over TLS and HTTPS.
+    let wants_tls = config.mqtt.tls || config.https.enabled;
+    let acceptor = match (&iothub, wants_tls) {
         (Some((_, gateway, _, _)), true) => {
             let mut names = tls::Names { common_name: gateway.clone(), dns: vec![gateway.clone()], ips: Vec::new() };
             for name in &config.mqtt.tls_names {
@@ -92,22 +96,42 @@ pub async fn run(
             let (acceptor, renewal) =
                 tls::acceptor(config.identity.socket.clone(), names, shutdown.child_token()).await?;
             tokio::spawn(renewal);
-            let bind = config.mqtt.tls_bind;
-            let listener =
-                tokio::net::TcpListener::bind(bind).await.map_err(|source| HubError::Bind { bind, source })?;
-            tracing::info!(mqtts = %bind, "TLS listener ready");
-            Some((listener, acceptor))
+            Some(acceptor)
         }
         (None, true) => {
-            tracing::warn!("[mqtt] tls needs [identity] socket for its certificate; serving plain MQTT only");
+            tracing::warn!("TLS and HTTPS need [identity] socket for their certificate; serving plain MQTT only");
             None
         }
         (_, false) => None,
     };
+    let bind = |bind: std::net::SocketAddr, acceptor: &tokio_rustls::TlsAcceptor| {
+        let acceptor = acceptor.clone();
+        async move {
+            let listener =
+                tokio::net::TcpListener::bind(bind).await.map_err(|source| HubError::Bind { bind, source })?;
+            Ok::<_, HubError>((listener, acceptor))
+        }
+    };
+    let tls = match &acceptor {
+        Some(acceptor) if config.mqtt.tls => {
+            let tls = bind(config.mqtt.tls_bind, acceptor).await?;
+            tracing::info!(mqtts = %config.mqtt.tls_bind, "MQTT over TLS listener ready");
+            Some(tls)
+        }
+        _ => None,
+    };
+    let https = match &acceptor {
+        Some(acceptor) if config.https.enabled => {
+            let https = bind(config.https.bind, acceptor).await?;
+            tracing::info!(https = %config.https.bind, "HTTPS listener ready");
+            Some(https)
+        }
+        _ => None,
+    };
     let device = iothub.as_ref().map(|(_, _, device, _)| device.clone());
     let iothub = iothub.map(|(hub, _, _, verifier)| (hub, verifier));
     let authenticator = std::sync::Arc::new(auth::Authenticator::new(config.auth.clone(), iothub));
-    let listeners = server::Listeners { plain: listener, tls };
+    let listeners = server::Listeners { plain: listener, tls, https };
     let routes: Option<Box<dyn routes::RouteSource>> = if config.routes.deployment_file.as_os_str().is_empty() {
         None
     } else {
@@ -123,5 +147,6 @@ pub async fn run(
         })?;
         Some(Box::new(store::sled::SledStore::open(&config.store.dir)?))
     };
-    Ok(server::serve(listeners, config.mqtt.limits(), authenticator, routes, device, store, shutdown).await?)
+    let setup = server::Setup { limits: config.mqtt.limits(), authenticator, routes, device, store };
+    Ok(server::serve(listeners, setup, shutdown).await?)
 }

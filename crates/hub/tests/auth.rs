@@ -50,6 +50,7 @@ async fn env() -> Env {
     config.identity.socket = identity.paths.socket.clone();
     // TLS (on the fixed port 8883 modules dial) is exercised by one test alone.
     config.mqtt.tls = false;
+    config.https.enabled = false;
     config.auth.user.push(User {
         name: "dashboard".into(),
         password: "s3cret".into(),

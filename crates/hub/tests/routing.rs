@@ -107,6 +107,7 @@ async fn env(routes: serde_json::Value) -> Env {
     config.store.dir = "".into();
     config.identity.socket = identity.paths.socket.clone();
     config.mqtt.tls = false;
+    config.https.enabled = false;
     config.routes.deployment_file = env_dir_deployment;
     config.routes.poll_secs = 1;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -2,7 +2,8 @@
 //! token and trust bundle from identityd's workload API, the hub's certificate issued by
 //! identityd; a message to an output observed by a plain MQTT client (mosquitto_sub) as a
 //! configured user; the module twin (GET, reported PATCH, a desired patch when the deployment
-//! changes). One test, because it needs port 8883 on loopback.
+//! changes); direct methods from one SDK module to another through the HTTPS endpoint on 443.
+//! One test, because it needs ports 8883 and 443 on loopback.
 
 #![allow(clippy::unwrap_used)]
 
@@ -28,13 +29,13 @@ fn manifest(threshold: u32) -> String {
 }
 
 /// The SDK module script `script` with the environment the agent would give it.
-fn module_command(script: &str, socket: &std::path::Path, generation: &str) -> Command {
+fn module_command(script: &str, module: &str, socket: &std::path::Path, generation: &str) -> Command {
     let mut command = Command::new("python3");
     command
         .arg(script)
         .env("IOTEDGE_IOTHUBHOSTNAME", "hub.example")
         .env("IOTEDGE_DEVICEID", "dev1")
-        .env("IOTEDGE_MODULEID", "pymod")
+        .env("IOTEDGE_MODULEID", module)
         .env("IOTEDGE_GATEWAYHOSTNAME", "localhost")
         .env("IOTEDGE_MODULEGENERATIONID", generation)
         .env("IOTEDGE_WORKLOADURI", format!("unix://{}", socket.display()))
@@ -44,13 +45,14 @@ fn module_command(script: &str, socket: &std::path::Path, generation: &str) -> C
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_azure_sdk_module_uses_its_output_and_twin_over_tls() {
+async fn azure_sdk_modules_use_outputs_twins_and_direct_methods_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let mut identity =
         outpost_identity::config::Config::under(dir.path(), DeviceId::new("dev1").unwrap(), "hub.example");
     identity.device.gateway_hostname = "localhost".into();
     let service = outpost_identity::open(&identity).unwrap();
     let (pymod, _) = service.create_module(&ModuleId::new("pymod").unwrap(), "test").unwrap();
+    let (caller, _) = service.create_module(&ModuleId::new("caller").unwrap(), "test").unwrap();
     let listener = outpost_rpc::bind(&identity.paths.socket, 0o660).unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
@@ -63,6 +65,7 @@ async fn an_azure_sdk_module_uses_its_output_and_twin_over_tls() {
     config.routes.poll_secs = 1;
     config.identity.socket = identity.paths.socket.clone();
     config.mqtt.tls_bind = "127.0.0.1:8883".parse().unwrap();
+    config.https.bind = "127.0.0.1:443".parse().unwrap();
     config.auth.user.push(User {
         name: "dashboard".into(),
         password: "s3cret".into(),
@@ -89,7 +92,7 @@ async fn an_azure_sdk_module_uses_its_output_and_twin_over_tls() {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while watcher.try_wait().unwrap().is_none() {
             assert!(std::time::Instant::now() < deadline, "the SDK's message never arrived");
-            let out = module_command(script, &socket, &generation).output().unwrap();
+            let out = module_command(script, "pymod", &socket, &generation).output().unwrap();
             assert!(
                 out.status.success(),
                 "the SDK module failed:\n{}{}",
@@ -113,7 +116,8 @@ async fn an_azure_sdk_module_uses_its_output_and_twin_over_tls() {
     let generation = pymod.generation_id.to_string();
     let twin_script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/sdk_hub_twin.py");
     let lines = tokio::task::spawn_blocking(move || {
-        let mut child = module_command(twin_script, &socket, &generation).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            module_command(twin_script, "pymod", &socket, &generation).stdout(Stdio::piped()).spawn().unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut lines = Vec::new();
         for line in std::io::BufRead::lines(stdout) {
@@ -136,6 +140,42 @@ async fn an_azure_sdk_module_uses_its_output_and_twin_over_tls() {
     let patch = &lines.last().unwrap()["patch"];
     assert_eq!(patch["TemperatureThreshold"], 35, "{lines:?}");
     assert_eq!(patch["$version"], 2, "{lines:?}");
+
+    // Direct methods: `caller` invokes `pymod`'s methods with invoke_method (HTTPS on 443).
+    let workload = identity.paths.workload_dir.clone();
+    let (target_generation, caller_generation) = (pymod.generation_id.to_string(), caller.generation_id.to_string());
+    let target_script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/sdk_hub_method_target.py");
+    let invoke_script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/sdk_hub_invoke.py");
+    let (handled, calls) = tokio::task::spawn_blocking(move || {
+        let mut target =
+            module_command(target_script, "pymod", &workload.join("pymod/workload.sock"), &target_generation)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(target.stdout.take().unwrap()));
+        assert!(lines.next().unwrap().unwrap().contains("ready"));
+        let out = module_command(invoke_script, "caller", &workload.join("caller/workload.sock"), &caller_generation)
+            .arg("pymod")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let calls: Vec<serde_json::Value> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let handled: Vec<String> = lines.map(Result::unwrap).collect();
+        assert!(target.wait().unwrap().success(), "{handled:?} {calls:?}");
+        (handled, calls)
+    })
+    .await
+    .unwrap();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    let echo = &calls[0]["result"];
+    assert_eq!(echo["status"], 200, "{calls:?}");
+    assert_eq!(echo["payload"], serde_json::json!({"method": "echo", "echo": {"n": 7, "text": "hé"}}), "{calls:?}");
+    let offline = calls[1]["cause"].as_str().unwrap_or_default();
+    assert!(offline.contains("404"), "a module that is not connected: {calls:?}");
+    assert_eq!(calls[2]["result"]["status"], 200, "{calls:?}");
+    assert_eq!(handled, [r#"{"handled": "echo"}"#, r#"{"handled": "stop"}"#]);
+
     shutdown.cancel();
     hub.await.unwrap().unwrap();
 }

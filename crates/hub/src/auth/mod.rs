@@ -111,6 +111,22 @@ impl Authenticator {
         Self { config, iothub }
     }
 
+    async fn verify(verifier: &dyn TokenVerifier, token: &str, now: u64) -> Result<verify::Verified, Refusal> {
+        verifier.verify(token, now).await.map_err(|e| match e {
+            verify::VerifyError::Rejected(why) => Refusal::bad_credentials(why),
+            verify::VerifyError::Unavailable(why) => Refusal::unavailable(why),
+        })
+    }
+
+    /// Verifies an IoT Hub SAS token on its own (HTTPS requests carry one in
+    /// `Authorization`), at time `now`.
+    pub async fn verify_token(&self, token: &str, now: u64) -> Result<verify::Verified, Refusal> {
+        let Some((_, verifier)) = &self.iothub else {
+            return Err(Refusal::not_authorized("IoT Hub identities need outpost-identityd ([identity] socket)"));
+        };
+        Self::verify(verifier.as_ref(), token, now).await
+    }
+
     /// Decides `connect` at time `now` (seconds since the epoch).
     pub async fn authenticate(&self, connect: &Connect, now: u64) -> Result<Authenticated, Refusal> {
         match claim(connect).map_err(Refusal::identifier)? {
@@ -128,10 +144,7 @@ impl Authenticator {
                 };
                 let token = std::str::from_utf8(password)
                     .map_err(|_| Refusal::bad_credentials("the SAS token is not UTF-8"))?;
-                let verified = verifier.verify(token, now).await.map_err(|e| match e {
-                    verify::VerifyError::Rejected(why) => Refusal::bad_credentials(why),
-                    verify::VerifyError::Unavailable(why) => Refusal::unavailable(why),
-                })?;
+                let verified = Self::verify(verifier.as_ref(), token, now).await?;
                 if verified.device != device || verified.module != module {
                     return Err(Refusal::not_authorized(format!(
                         "the token is for {}{}, the client claims {device}{}",

@@ -30,13 +30,21 @@ impl Broker {
         for (module, patch) in self.twins.set_desired(&deployment.module_twins) {
             let version = patch.get("$version").and_then(|v| v.as_i64()).unwrap_or(0);
             let topic = format!("$iothub/twin/PATCH/properties/desired/?$version={version}");
-            self.deliver_private(&format!("{device}/{module}"), topic, patch.to_string().into_bytes(), out);
+            let body = patch.to_string().into();
+            self.deliver_private(&format!("{device}/{module}"), topic, body, QoS::AtLeastOnce, out);
         }
     }
 
-    /// Sends a message meant for one client only (twin responses, desired patches) if it is
-    /// connected and subscribed to its topic.
-    pub(super) fn deliver_private(&mut self, client_id: &str, topic: String, body: Vec<u8>, out: &mut Vec<Action>) {
+    /// Sends a message meant for one client only (twin responses, desired patches, method
+    /// requests) at most at QoS `max_qos`, if it is connected and subscribed to its topic.
+    pub(super) fn deliver_private(
+        &mut self,
+        client_id: &str,
+        topic: String,
+        body: bytes::Bytes,
+        max_qos: QoS,
+        out: &mut Vec<Action>,
+    ) {
         let Some(session) = self.sessions.get(client_id) else { return };
         if session.connection.is_none() {
             return;
@@ -47,11 +55,11 @@ impl Broker {
         };
         let publish = Publish {
             dup: false,
-            qos: qos.min(QoS::AtLeastOnce),
+            qos: qos.min(max_qos),
             retain: false,
             topic,
             packet_id: None,
-            payload: body.into(),
+            payload: body,
             properties: Properties::default(),
         };
         self.deliver(client_id, publish, out);

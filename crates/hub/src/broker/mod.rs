@@ -5,6 +5,7 @@
 
 mod durable;
 mod iothub;
+pub mod methods;
 pub mod session;
 pub mod subscriptions;
 
@@ -34,6 +35,15 @@ pub enum Action {
     Send(ConnId, Packet),
     /// Close a connection (after what was sent before).
     Close(ConnId),
+    /// A direct method call was answered by its target.
+    MethodAnswer {
+        /// The call.
+        call: methods::CallId,
+        /// The status the target gave.
+        status: i32,
+        /// Its payload (JSON, possibly empty).
+        payload: bytes::Bytes,
+    },
 }
 
 /// The broker's limits.
@@ -79,6 +89,7 @@ pub struct Broker {
     store: Option<Box<dyn MessageStore>>,
     next_seq: u64,
     dirty: bool,
+    calls: HashMap<String, methods::Pending>,
     /// Messages dropped because a session's queue was full.
     pub dropped: u64,
     /// Messages routed to `$upstream`, which has no uplink yet.
@@ -322,17 +333,19 @@ impl Broker {
             return;
         }
         if publish.topic.starts_with('$') {
-            // IoT Hub's twin and method topics are served by the hub's dialect layer; until
-            // then they are acknowledged and not forwarded. Other $ topics are the broker's.
+            // IoT Hub's twin requests and method responses are answered here, never forwarded.
+            // Other $ topics are the broker's.
             if !publish.topic.starts_with("$iothub/") {
                 let why = "topics starting with $ are reserved";
                 return protocol_close(conn, version, reason::TOPIC_NAME_INVALID, why, out);
             }
-            if let (Access::Module { module, .. }, Some(_)) = (&connection.access, &self.device) {
-                let client_id = connection.client_id.clone();
-                if let Some(response) = self.twins.request(module, &publish.topic, &publish.payload) {
-                    self.deliver_private(&client_id, response.topic, response.body, out);
-                }
+            let client_id = connection.client_id.clone();
+            if publish.topic.starts_with("$iothub/methods/res/") {
+                self.method_response(&client_id, &publish.topic, &publish.payload, out);
+            } else if let (Access::Module { module, .. }, Some(_)) = (&connection.access, &self.device)
+                && let Some(response) = self.twins.request(module, &publish.topic, &publish.payload)
+            {
+                self.deliver_private(&client_id, response.topic, response.body.into(), QoS::AtLeastOnce, out);
             }
             match (publish.qos, packet_id) {
                 (QoS::AtLeastOnce, Some(id)) => out.push(Action::Send(conn, Packet::PubAck(Ack::ok(id)))),

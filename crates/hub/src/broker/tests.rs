@@ -259,3 +259,42 @@ fn v5_topic_aliases_stand_for_their_topic() {
     });
     assert!(matches!(&out[0], Action::Send(2, Packet::Disconnect(d)) if d.code == reason::PROTOCOL_ERROR));
 }
+
+#[test]
+fn direct_methods_reach_listening_clients_and_their_answers_come_back() {
+    let mut b = Broker::new(Limits::default());
+    run(&mut b, 1, connect("dev1/target", false, Version::V311));
+    let payload = Bytes::from_static(b"{\"x\":1}");
+    let mut out = Vec::new();
+    let refused = b.invoke(7, "dev1/target", "reboot", payload.clone(), &mut out);
+    assert!(matches!(refused, Err(methods::CallRefused::NotListening(_))), "{refused:?}");
+    let refused = b.invoke(7, "dev1/absent", "reboot", payload.clone(), &mut out);
+    assert!(matches!(refused, Err(methods::CallRefused::NotConnected(_))), "{refused:?}");
+
+    run(&mut b, 1, subscribe("$iothub/methods/POST/#", QoS::AtLeastOnce));
+    b.invoke(0x2a, "dev1/target", "reboot", payload.clone(), &mut out).unwrap();
+    let request = deliveries(&out, 1);
+    assert_eq!(request.len(), 1);
+    assert_eq!(request[0].topic, "$iothub/methods/POST/reboot/?$rid=2a");
+    assert_eq!(request[0].qos, QoS::AtMostOnce, "never stored");
+    assert_eq!(request[0].payload, payload);
+
+    // Only the target's answer to that rid counts.
+    run(&mut b, 2, connect("other", true, Version::V311));
+    let out = run(&mut b, 2, publish("$iothub/methods/res/200/?$rid=2a", QoS::AtMostOnce, None, "{}"));
+    assert!(!out.iter().any(|a| matches!(a, Action::MethodAnswer { .. })));
+    let out = run(&mut b, 1, publish("$iothub/methods/res/201/?$rid=2a", QoS::AtLeastOnce, Some(3), "{\"ok\":true}"));
+    assert!(out.contains(&Action::MethodAnswer {
+        call: 0x2a,
+        status: 201,
+        payload: Bytes::from_static(b"{\"ok\":true}")
+    }));
+    assert!(out.contains(&Action::Send(1, Packet::PubAck(Ack::ok(3)))));
+    assert_eq!(b.pending_calls(), 0);
+
+    // A forgotten (timed-out) call's late answer is ignored.
+    b.invoke(8, "dev1/target", "slow", Bytes::new(), &mut Vec::new()).unwrap();
+    b.forget_call(8);
+    let out = run(&mut b, 1, publish("$iothub/methods/res/200/?$rid=8", QoS::AtMostOnce, None, ""));
+    assert!(!out.iter().any(|a| matches!(a, Action::MethodAnswer { .. })));
+}

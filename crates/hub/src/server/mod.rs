@@ -1,0 +1,375 @@
+//! The broker's I/O: a task per connection ([`connection`]) that decodes packets and writes
+//! what it is given, and one broker task that owns the [`Broker`] state and turns packets
+//! into actions. Connections never touch the state; the broker never blocks on a socket (a
+//! client that does not read is disconnected when its outbound queue is full). Other parts
+//! of the hub (the HTTPS endpoint) reach the broker through a [`Handle`].
+
+mod connection;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Access, Authenticator};
+use crate::broker::methods::{CallId, CallRefused};
+use crate::broker::session::ConnId;
+use crate::broker::{Action, Broker, Limits};
+use crate::mqtt::{Connect, Disconnect, Packet, Properties, Version, encode};
+use crate::routes::RouteSource;
+use crate::store::MessageStore;
+use connection::{Context, connection};
+
+/// Events handled between two commits of the store.
+const BATCH: usize = 256;
+/// Frames queued per connection before a slow reader is disconnected.
+const OUTBOUND_QUEUE: usize = 4096;
+
+enum Outbound {
+    Bytes(Bytes),
+    Close,
+}
+
+/// Where a call's answer goes: the target's status and payload, or why it was not delivered.
+type Reply = oneshot::Sender<Result<(i32, Bytes), CallRefused>>;
+
+/// A direct method call on its way to the broker.
+struct Call {
+    id: CallId,
+    target: String,
+    name: String,
+    payload: Bytes,
+    reply: Reply,
+}
+
+#[allow(clippy::large_enum_variant)] // v5 properties inline; a compact form comes with the store
+enum Event {
+    Open(ConnId, mpsc::Sender<Outbound>),
+    Connect(ConnId, Box<Connect>, Access),
+    Packet(ConnId, Packet),
+    /// The connection broke the protocol after its CONNECT: answered in order (after the
+    /// CONNACK and whatever else was already queued) and closed.
+    Violation(ConnId, crate::mqtt::DecodeError),
+    /// A new deployment: routes and module twins.
+    Deployment(crate::routes::HubDeployment),
+    Closed(ConnId),
+    /// A direct method call.
+    Invoke(Call),
+    /// A call's caller stopped waiting.
+    CallEnded(CallId),
+}
+
+/// Why a direct method call got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The target cannot take it.
+    #[error(transparent)]
+    Refused(#[from] CallRefused),
+    /// The target did not answer in time.
+    #[error("the target did not answer within {0:?}")]
+    TimedOut(Duration),
+    /// The hub is stopping.
+    #[error("the hub is stopping")]
+    Stopped,
+}
+
+/// How the rest of the hub asks the broker for things.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    events: mpsc::Sender<Event>,
+    next_call: Arc<AtomicU64>,
+}
+
+/// Tells the broker a call is over when its caller stops waiting, however that happens.
+struct CallGuard<'a> {
+    id: CallId,
+    events: &'a mpsc::Sender<Event>,
+    answered: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ = self.events.try_send(Event::CallEnded(self.id));
+        }
+    }
+}
+
+impl Handle {
+    /// Calls method `name` of client `target` with `payload` (JSON) and waits up to
+    /// `timeout` for its status and payload.
+    pub async fn call(
+        &self,
+        target: &str,
+        name: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<(i32, Bytes), CallError> {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let call = Call { id, target: target.to_owned(), name: name.to_owned(), payload, reply };
+        self.events.send(Event::Invoke(call)).await.map_err(|_| CallError::Stopped)?;
+        let mut guard = CallGuard { id, events: &self.events, answered: false };
+        let result = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result.map_err(CallError::from),
+            Ok(Err(_)) => Err(CallError::Stopped),
+            Err(_) => Err(CallError::TimedOut(timeout)),
+        };
+        guard.answered = !matches!(result, Err(CallError::TimedOut(_)));
+        result
+    }
+}
+
+/// Where clients connect: plain TCP and, optionally, TLS and HTTPS.
+pub struct Listeners {
+    /// MQTT over TCP.
+    pub plain: TcpListener,
+    /// MQTT over TLS, with its acceptor.
+    pub tls: Option<(TcpListener, TlsAcceptor)>,
+    /// HTTPS (direct methods), with its acceptor.
+    pub https: Option<(TcpListener, TlsAcceptor)>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("plain", &self.plain)
+            .field("tls", &self.tls.is_some())
+            .field("https", &self.https.is_some())
+            .finish()
+    }
+}
+
+/// What the broker starts with.
+#[derive(Debug)]
+pub struct Setup {
+    /// Its limits.
+    pub limits: Limits,
+    /// Who may connect.
+    pub authenticator: Arc<Authenticator>,
+    /// Where deployments (routes, twins) come from.
+    pub routes: Option<Box<dyn RouteSource>>,
+    /// The device whose modules it serves (`None`: plain broker).
+    pub device: Option<String>,
+    /// Its message store (`None`: memory only).
+    pub store: Option<Box<dyn MessageStore>>,
+}
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn accept(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_tls(tls: Option<&(TcpListener, TlsAcceptor)>) -> (TcpStream, TlsAcceptor) {
+    match tls {
+        Some((listener, acceptor)) => (accept(listener).await, acceptor.clone()),
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts MQTT (and HTTPS) connections on `listeners` and serves them with the broker
+/// `setup` describes, until `shutdown`.
+pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationToken) -> std::io::Result<()> {
+    let Setup { limits, authenticator, routes, device, store } = setup;
+    let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let tracker = TaskTracker::new();
+    let mut broker = Broker::new(limits);
+    broker.set_device(device.clone());
+    if let Some(store) = store {
+        broker.attach_store(store).map_err(std::io::Error::other)?;
+    }
+    tracker.spawn(broker_task(broker, events_rx));
+    if let Some(mut source) = routes {
+        let (events, stop) = (events_tx.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    next = source.next() => next,
+                };
+                let Some(deployment) = next else { return };
+                if events.send(Event::Deployment(deployment)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let handle = Handle { events: events_tx.clone(), next_call: Arc::new(AtomicU64::new(1)) };
+    let https = match (listeners.https, device) {
+        (Some(https), Some(device)) => {
+            let context = crate::https::Context { authenticator: authenticator.clone(), handle, device };
+            Some((https, Arc::new(context)))
+        }
+        _ => None,
+    };
+    let mut next: ConnId = 0;
+    loop {
+        let context = Context { max_packet_size: limits.max_packet_size, authenticator: authenticator.clone() };
+        let (events, stop) = (events_tx.clone(), shutdown.clone());
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            stream = accept(&listeners.plain) => {
+                next += 1;
+                tracker.spawn(connection(next, stream, context, events, stop));
+            }
+            (stream, acceptor) = accept_tls(listeners.tls.as_ref()) => {
+                next += 1;
+                let conn = next;
+                tracker.spawn(async move {
+                    if let Some(tls) = handshake(conn, acceptor, stream).await {
+                        connection(conn, tls, context, events, stop).await;
+                    }
+                });
+            }
+            (stream, acceptor) = accept_tls(https.as_ref().map(|h| &h.0)) => {
+                next += 1;
+                let conn = next;
+                let https = https.as_ref().map(|h| h.1.clone());
+                tracker.spawn(async move {
+                    if let (Some(tls), Some(https)) = (handshake(conn, acceptor, stream).await, https) {
+                        crate::https::serve_connection(tls, https, stop).await;
+                    }
+                });
+            }
+        }
+    }
+    // The broker task ends when every sender of events is gone.
+    drop((events_tx, https));
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn handshake(
+    conn: ConnId,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::info!(conn, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(conn, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// The broker task's view of the outside: connections and calls waiting for an answer.
+#[derive(Default)]
+struct Peers {
+    connections: HashMap<ConnId, (mpsc::Sender<Outbound>, Option<Version>)>,
+    calls: HashMap<CallId, Reply>,
+}
+
+/// Applies one event to the broker.
+fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Vec<Action>) {
+    match event {
+        Event::Invoke(call) => match broker.invoke(call.id, &call.target, &call.name, call.payload, actions) {
+            Ok(()) => {
+                peers.calls.insert(call.id, call.reply);
+            }
+            Err(refused) => {
+                let _ = call.reply.send(Err(refused));
+            }
+        },
+        Event::CallEnded(id) => {
+            peers.calls.remove(&id);
+            broker.forget_call(id);
+        }
+        Event::Open(conn, tx) => {
+            peers.connections.insert(conn, (tx, None));
+        }
+        Event::Connect(conn, connect, access) => {
+            if let Some(peer) = peers.connections.get_mut(&conn) {
+                peer.1 = Some(connect.version);
+            }
+            broker.connect(conn, *connect, access, actions);
+        }
+        Event::Packet(conn, packet) => broker.handle(conn, packet, actions),
+        Event::Violation(conn, error) => {
+            if peers.connections.get(&conn).and_then(|p| p.1) == Some(Version::V5) {
+                let properties = Properties { reason_string: Some(error.to_string()), ..Default::default() };
+                let bye = Disconnect { code: error.reason_code(), properties };
+                actions.push(Action::Send(conn, Packet::Disconnect(bye)));
+            }
+            actions.push(Action::Close(conn));
+            broker.closed(conn, actions);
+        }
+        Event::Closed(conn) => {
+            peers.connections.remove(&conn);
+            broker.closed(conn, actions);
+        }
+        Event::Deployment(deployment) => broker.set_deployment(deployment, actions),
+    }
+}
+
+async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
+    let mut peers = Peers::default();
+    let mut actions = Vec::new();
+    let mut frame = BytesMut::with_capacity(64 * 1024);
+    // Events are handled in batches: everything already queued, then one commit of the store
+    // (one fsync for the batch), then the packets the batch produced — so no acknowledgement
+    // leaves before what it acknowledges is on disk.
+    let mut batch = Vec::with_capacity(BATCH);
+    while events.recv_many(&mut batch, BATCH).await > 0 {
+        for event in batch.drain(..) {
+            handle(&mut broker, &mut peers, event, &mut actions);
+        }
+        if let Err(e) = broker.commit() {
+            tracing::error!(error = %e, "message store flush failed; acknowledgements of this batch are withheld");
+            actions.retain(|a| !matches!(a, Action::Send(_, Packet::PubAck(_) | Packet::PubRec(_))));
+        }
+        for action in actions.drain(..) {
+            match action {
+                Action::Send(conn, packet) => {
+                    let Some((tx, version)) = peers.connections.get(&conn) else { continue };
+                    if let Err(e) = encode(&packet, version.unwrap_or(Version::V311), &mut frame) {
+                        tracing::warn!(conn, error = %e, "cannot encode a packet; dropped");
+                        frame.clear();
+                        continue;
+                    }
+                    let bytes = frame.split().freeze();
+                    if tx.try_send(Outbound::Bytes(bytes)).is_err() {
+                        tracing::warn!(conn, "client does not read its messages; disconnecting it");
+                        let _ = tx.try_send(Outbound::Close);
+                        peers.connections.remove(&conn);
+                    }
+                }
+                Action::Close(conn) => {
+                    if let Some((tx, _)) = peers.connections.remove(&conn) {
+                        let _ = tx.try_send(Outbound::Close);
+                    }
+                }
+                Action::MethodAnswer { call, status, payload } => {
+                    if let Some(reply) = peers.calls.remove(&call) {
+                        let _ = reply.send(Ok((status, payload)));
+                    }
+                }
+            }
+        }
+    }
+}
