@@ -54,11 +54,13 @@ impl Default for HttpsConfig {
 pub struct StoreConfig {
     /// The store's directory; empty keeps everything in memory (lost on restart).
     pub dir: PathBuf,
+    /// Bytes (topics and payloads) of queued messages it may hold; 0: no limit.
+    pub max_bytes: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { dir: "/var/lib/outpost/hub/store".into() }
+        Self { dir: "/var/lib/outpost/hub/store".into(), max_bytes: Limits::default().max_store_bytes }
     }
 }
 
@@ -132,13 +134,14 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
-    /// As the broker's limits.
+    /// As the broker's limits (the store's limit is [`StoreConfig::max_bytes`]).
     pub fn limits(&self) -> Limits {
         Limits {
             max_packet_size: self.max_packet_size.max(64),
             max_inflight: self.max_inflight.max(1),
             max_queued: self.max_queued,
             topic_alias_maximum: self.topic_alias_maximum,
+            max_store_bytes: 0,
         }
     }
 }

@@ -68,18 +68,42 @@ pub fn telemetry(access: &Access, publish: &Publish) -> Option<RouteMessage> {
     Some(RouteMessage { source, system: system_properties, properties, body: publish.payload.to_vec() })
 }
 
-/// The topic `message` is delivered on to input `input` of `module` on `device`: the
-/// message's system and application properties go in the bag, URL-encoded.
-pub fn input_topic(device: &str, module: &str, input: &str, message: &RouteMessage) -> String {
+/// The property bag of `message`: system properties in IoT Hub's order, then application
+/// properties, URL-encoded.
+fn bag(message: &RouteMessage) -> String {
     let encode = outpost_core::sas::url_encode;
     let mut bag = Vec::new();
+    if let MessageSource::Module { output: Some(output), .. } = &message.source {
+        bag.push(format!("%24.on={}", encode(output)));
+    }
     for wire in WIRE_NAMES {
         if let Some(value) = system_property_for_wire_name(wire).and_then(|name| message.system.get(name)) {
             bag.push(format!("{}={}", encode(wire), encode(value)));
         }
     }
     bag.extend(message.properties.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))));
-    format!("devices/{device}/modules/{module}/inputs/{input}/{}", bag.join("&"))
+    bag.join("&")
+}
+
+/// The topic `message` is delivered on to input `input` of `module` on `device`: the
+/// message's system and application properties go in the bag (not its output name).
+pub fn input_topic(device: &str, module: &str, input: &str, message: &RouteMessage) -> String {
+    let mut message = message.clone();
+    if let MessageSource::Module { output, .. } = &mut message.source {
+        *output = None;
+    }
+    format!("devices/{device}/modules/{module}/inputs/{input}/{}", bag(&message))
+}
+
+/// The topic `message` is kept under for `$upstream`: its telemetry topic, with the output
+/// name and the sender the hub stamped in the bag.
+pub fn upstream_topic(message: &RouteMessage) -> String {
+    match &message.source {
+        MessageSource::Module { device, module, .. } => {
+            format!("devices/{device}/modules/{module}/messages/events/{}", bag(message))
+        }
+        MessageSource::Telemetry { device } => format!("devices/{device}/messages/events/{}", bag(message)),
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +155,10 @@ mod tests {
         assert_eq!(
             input_topic("dev1", "filter", "input1", &message),
             "devices/dev1/modules/filter/inputs/input1/%24.cdid=dev1&%24.cmid=sensor&k=v%26w"
+        );
+        assert_eq!(
+            upstream_topic(&message),
+            "devices/dev1/modules/sensor/messages/events/%24.on=out&%24.cdid=dev1&%24.cmid=sensor&k=v%26w"
         );
     }
 }

@@ -20,6 +20,7 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod twins;
+pub mod uplink;
 
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,17 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), HubError> {
+    run_with_uplink(config, listener, None, shutdown).await
+}
+
+/// As [`run`], sending `$upstream` messages through `uplink` (none: they wait in the store
+/// until they expire).
+pub async fn run_with_uplink(
+    config: config::Config,
+    listener: tokio::net::TcpListener,
+    uplink: Option<Box<dyn uplink::Uplink>>,
+    shutdown: CancellationToken,
+) -> Result<(), HubError> {
     let iothub = if config.identity.socket.as_os_str().is_empty() {
         None
     } else {
@@ -99,7 +111,9 @@ pub async fn run(
             Some(acceptor)
         }
         (None, true) => {
-            tracing::warn!("TLS and HTTPS need [identity] socket for their certificate; serving plain MQTT only");
+            tracing::warn!(
+                "MQTT over TLS and HTTPS are off: their certificate comes from outpost-identityd ([identity] socket)"
+            );
             None
         }
         (_, false) => None,
@@ -147,6 +161,7 @@ pub async fn run(
         })?;
         Some(Box::new(store::sled::SledStore::open(&config.store.dir)?))
     };
-    let setup = server::Setup { limits: config.mqtt.limits(), authenticator, routes, device, store };
+    let limits = broker::Limits { max_store_bytes: config.store.max_bytes, ..config.mqtt.limits() };
+    let setup = server::Setup { limits, authenticator, routes, device, store, uplink };
     Ok(server::serve(listeners, setup, shutdown).await?)
 }

@@ -8,11 +8,35 @@ use std::time::Duration;
 use outpost_core::manifest::DeploymentManifest;
 use outpost_core::routes::Route;
 
+use crate::store::DEFAULT_PRIORITY;
+
+/// A route with what its messages get in the queues it fills.
+#[derive(Debug, Clone)]
+pub struct HubRoute {
+    /// The route.
+    pub route: Route,
+    /// 0 (first) to 9; routes without one rank below them all ([`DEFAULT_PRIORITY`]).
+    pub priority: u8,
+    /// Seconds its messages may wait; `None`: the deployment's time-to-live.
+    pub ttl_secs: Option<u32>,
+}
+
+impl HubRoute {
+    /// `route` with the default priority and time-to-live.
+    pub fn new(route: Route) -> Self {
+        Self { route, priority: DEFAULT_PRIORITY, ttl_secs: None }
+    }
+}
+
 /// What the hub takes from a deployment.
 #[derive(Debug, Clone)]
 pub struct HubDeployment {
     /// The `$edgeHub` routes.
-    pub routes: Vec<Route>,
+    pub routes: Vec<HubRoute>,
+    /// `storeAndForwardConfiguration.timeToLiveSecs`; `None`: messages never expire.
+    pub ttl_secs: Option<u64>,
+    /// `storeAndForwardConfiguration.storeLimits.maxSizeBytes`, if set.
+    pub max_store_bytes: Option<u64>,
     /// Desired properties of module twins, by module id.
     pub module_twins: std::collections::BTreeMap<String, serde_json::Value>,
 }
@@ -48,11 +72,17 @@ pub fn deployment_of(text: &str) -> Result<HubDeployment, String> {
         .hub
         .routes
         .iter()
-        .map(|(name, spec)| Route::parse(name, &spec.route).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
+        .map(|(name, spec)| {
+            let route = Route::parse(name, &spec.route).map_err(|e| e.to_string())?;
+            let ttl_secs = spec.time_to_live_secs.filter(|t| *t > 0);
+            Ok(HubRoute { route, priority: spec.priority.unwrap_or(DEFAULT_PRIORITY), ttl_secs })
+        })
+        .collect::<Result<_, String>>()?;
+    let store = &manifest.hub.store_and_forward;
+    let ttl_secs = u64::try_from(store.time_to_live_secs).ok();
     let module_twins =
         manifest.module_twins.into_iter().map(|(module, desired)| (module.to_string(), desired)).collect();
-    Ok(HubDeployment { routes, module_twins })
+    Ok(HubDeployment { routes, ttl_secs, max_store_bytes: store.max_size_bytes, module_twins })
 }
 
 #[async_trait::async_trait]

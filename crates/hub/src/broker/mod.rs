@@ -3,18 +3,20 @@
 //! wills, QoS 0/1/2 in both directions, shared subscriptions and MQTT 5 topic aliases,
 //! session expiry and reason codes.
 
+mod delivery;
 mod durable;
 mod iothub;
 pub mod methods;
 pub mod session;
 pub mod subscriptions;
+mod upstream;
 
+#[cfg(test)]
+mod queue_tests;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-
-use outpost_core::routes::Route;
 
 use crate::auth::Access;
 use crate::mqtt::topic::{matches, parse_filter};
@@ -22,8 +24,9 @@ use crate::mqtt::{
     Ack, ConnAck, Connect, Disconnect, Packet, Properties, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
     Version, Will, reason,
 };
-use crate::store::MessageStore;
+use crate::routes::HubRoute;
 use crate::twins::Twins;
+pub use delivery::Counters;
 use session::{ConnId, Outgoing, Session};
 use subscriptions::Subscriptions;
 
@@ -57,11 +60,19 @@ pub struct Limits {
     pub max_queued: usize,
     /// Topic aliases a v5 client may use.
     pub topic_alias_maximum: u16,
+    /// Bytes (topics and payloads) of queued messages the store may hold; 0: no limit.
+    pub max_store_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_packet_size: 256 * 1024, max_inflight: 100, max_queued: 10_000, topic_alias_maximum: 64 }
+        Self {
+            max_packet_size: 256 * 1024,
+            max_inflight: 100,
+            max_queued: 10_000,
+            topic_alias_maximum: 64,
+            max_store_bytes: 1 << 30,
+        }
     }
 }
 
@@ -83,17 +94,19 @@ pub struct Broker {
     subscriptions: Subscriptions,
     retained: BTreeMap<String, Publish>,
     next_client: u64,
-    routes: Vec<Route>,
+    routes: Vec<HubRoute>,
+    /// The deployment's message time-to-live, seconds (`None`: forever).
+    ttl: Option<u64>,
     twins: Twins,
     device: Option<String>,
-    store: Option<Box<dyn MessageStore>>,
+    durable: durable::Durable,
+    upstream: upstream::Upstream,
+    /// The next sequence number of a queued message (stored or not).
     next_seq: u64,
-    dirty: bool,
+    /// The clock, seconds since the epoch.
+    now: u64,
     calls: HashMap<String, methods::Pending>,
-    /// Messages dropped because a session's queue was full.
-    pub dropped: u64,
-    /// Messages routed to `$upstream`, which has no uplink yet.
-    pub upstream_unsent: u64,
+    counters: Counters,
 }
 
 fn protocol_close(conn: ConnId, version: Version, code: u8, why: &str, out: &mut Vec<Action>) {
@@ -107,7 +120,9 @@ fn protocol_close(conn: ConnId, version: Version, code: u8, why: &str, out: &mut
 impl Broker {
     /// A broker with `limits`.
     pub fn new(limits: Limits) -> Self {
-        Self { limits, ..Self::default() }
+        let mut broker = Self { limits, ttl: Some(7200), ..Self::default() };
+        broker.durable.limit = limits.max_store_bytes;
+        broker
     }
 
     /// The limits.
@@ -198,7 +213,10 @@ impl Broker {
     fn end_session(&mut self, client_id: &str) {
         if let Some(session) = self.sessions.remove(client_id) {
             // Whatever it was, nothing of it may come back after a restart.
-            self.write(|store| store.remove_session(client_id));
+            let queued = session.queue.values().filter(|(stored, _)| *stored).map(|(_, m)| m.weight());
+            let inflight = session.stored.values().map(|(_, weight)| *weight);
+            self.durable.bytes = self.durable.bytes.saturating_sub(queued.chain(inflight).sum());
+            self.durable.write(|store| store.remove_session(client_id));
             for filter in session.subscriptions.keys() {
                 if let Ok(filter) = parse_filter(filter) {
                     self.subscriptions.remove(&filter, client_id);
@@ -356,6 +374,20 @@ impl Broker {
         }
         let client_id = connection.client_id.clone();
         let access = connection.access.clone();
+        if publish.qos != QoS::AtMostOnce && self.durable.full() && self.would_store(&access, &publish) {
+            // Refused, not dropped: the publisher keeps the message and tries again later.
+            self.counters.refused_store_full += 1;
+            let why = "the hub's message store is full";
+            if version == Version::V311 {
+                return protocol_close(conn, version, reason::QUOTA_EXCEEDED, why, out);
+            }
+            let properties = Properties { reason_string: Some(why.into()), ..Default::default() };
+            let refusal = Ack { packet_id: packet_id.unwrap_or(0), code: reason::QUOTA_EXCEEDED, properties };
+            let packet =
+                if publish.qos == QoS::AtLeastOnce { Packet::PubAck(refusal) } else { Packet::PubRec(refusal) };
+            out.push(Action::Send(conn, packet));
+            return;
+        }
         match publish.qos {
             QoS::AtMostOnce => {
                 self.dispatch(&client_id, &access, publish, out);
@@ -391,18 +423,28 @@ impl Broker {
         routed + self.route(sender, publish, out)
     }
 
+    /// Whether `publish` from a client with `access` would be stored: routed anywhere, or
+    /// for a persistent session at QoS 1/2.
+    fn would_store(&self, access: &Access, publish: &Publish) -> bool {
+        let routed = crate::dialect::telemetry(access, publish).is_some_and(|m| self.routes_anywhere(&m));
+        routed
+            || self.subscriptions.any(&publish.topic, |client, options| {
+                options.qos != QoS::AtMostOnce && self.sessions.get(client).is_some_and(|s| !s.ends_with_connection)
+            })
+    }
+
     /// Delivers `publish` from `sender` to every matching subscriber and updates retained
     /// messages; returns the number of subscribers.
     fn route(&mut self, sender: &str, publish: Publish, out: &mut Vec<Action>) -> usize {
         if publish.retain {
             if publish.payload.is_empty() {
                 self.retained.remove(&publish.topic);
-                self.write(|store| store.put_retained(&publish.topic, None));
+                self.durable.write(|store| store.put_retained(&publish.topic, None));
             } else {
                 let mut kept = publish.clone();
                 kept.dup = false;
                 kept.packet_id = None;
-                self.write(|store| store.put_retained(&kept.topic, Some(&kept)));
+                self.durable.write(|store| store.put_retained(&kept.topic, Some(&kept)));
                 self.retained.insert(publish.topic.clone(), kept);
             }
         }
@@ -422,80 +464,9 @@ impl Broker {
         count
     }
 
-    /// Sends `publish` to `client_id` now if it is connected and its window allows, else
-    /// queues it (QoS 1/2) or drops it (QoS 0 while offline).
-    pub(super) fn deliver(&mut self, client_id: &str, mut publish: Publish, out: &mut Vec<Action>) {
-        let limits = self.limits;
-        let Some(session) = self.sessions.get_mut(client_id) else { return };
-        let connected = session.connection;
-        if publish.qos == QoS::AtMostOnce {
-            if let Some(conn) = connected {
-                publish.properties.topic_alias = None;
-                out.push(Action::Send(conn, Packet::Publish(publish)));
-            }
-            return;
-        }
-        if session.queue.len() >= limits.max_queued {
-            self.dropped += 1;
-            return;
-        }
-        // QoS 1/2 for a persistent session: on disk before the sender's acknowledgement.
-        let seq = if session.ends_with_connection {
-            None
-        } else {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            if let Some(store) = self.store.as_deref_mut() {
-                self.dirty = true;
-                if let Err(e) = store.put_message(client_id, seq, &publish) {
-                    tracing::error!(error = %e, "message store write failed");
-                }
-            }
-            Some(seq)
-        };
-        match connected {
-            Some(conn) if session.queue.is_empty() && session.inflight.len() < limits.max_inflight => {
-                let Some(id) = session.next_packet_id() else { return };
-                publish.packet_id = Some(id);
-                if let Some(seq) = seq {
-                    session.stored.insert(id, seq);
-                }
-                session.inflight.insert(id, Outgoing::Sent(publish.clone()));
-                out.push(Action::Send(conn, Packet::Publish(publish)));
-            }
-            _ => session.queue.push_back((seq, publish)),
-        }
-    }
-
-    /// Sends queued messages while the window allows.
-    fn flush(&mut self, client_id: &str, out: &mut Vec<Action>) {
-        let limits = self.limits;
-        let Some(session) = self.sessions.get_mut(client_id) else { return };
-        let Some(conn) = session.connection else { return };
-        while session.inflight.len() < limits.max_inflight {
-            let Some((seq, mut publish)) = session.queue.pop_front() else { break };
-            let Some(id) = session.next_packet_id() else {
-                session.queue.push_front((seq, publish));
-                break;
-            };
-            publish.packet_id = Some(id);
-            if let Some(seq) = seq {
-                session.stored.insert(id, seq);
-            }
-            session.inflight.insert(id, Outgoing::Sent(publish.clone()));
-            out.push(Action::Send(conn, Packet::Publish(publish)));
-        }
-    }
-
     fn acknowledged(&mut self, conn: ConnId, packet_id: u16, out: &mut Vec<Action>) {
-        let Some(session) = self.session_of(conn) else { return };
-        session.inflight.remove(&packet_id);
-        let seq = session.stored.remove(&packet_id);
-        let client_id = session.client_id.clone();
-        if let Some(seq) = seq {
-            self.write(|store| store.remove_message(&client_id, seq));
-        }
-        self.flush(&client_id, out);
+        let Some(client_id) = self.connections.get(&conn).map(|c| c.client_id.clone()) else { return };
+        self.delivered(&client_id, packet_id, out);
     }
 
     fn received(&mut self, conn: ConnId, packet_id: u16, out: &mut Vec<Action>) {

@@ -1,9 +1,11 @@
-//! One client's session: its subscriptions, the messages queued for it while it is away,
-//! the QoS 1/2 deliveries in flight, and QoS 2 receptions awaiting PUBREL.
+//! One client's session: its subscriptions, the messages queued for it while it is away
+//! (in priority order, then arrival), the QoS 1/2 deliveries in flight, and QoS 2
+//! receptions awaiting PUBREL.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::mqtt::{Publish, SubscriptionOptions, Version};
+use crate::store::Queued;
 
 /// A connection's id, assigned by the I/O layer.
 pub type ConnId = u64;
@@ -29,11 +31,11 @@ pub struct Session {
     pub version: Version,
     /// Filter → options.
     pub subscriptions: HashMap<String, SubscriptionOptions>,
-    /// Messages waiting to be sent (offline, or beyond the in-flight window), with their
-    /// store sequence number when they are stored.
-    pub queue: VecDeque<(Option<u64>, Publish)>,
-    /// Store sequence numbers of the deliveries in flight, by packet id.
-    pub stored: HashMap<u16, u64>,
+    /// Messages waiting to be sent (offline, or beyond the in-flight window) by priority and
+    /// sequence number, with whether they are in the store.
+    pub queue: BTreeMap<(u8, u64), (bool, Queued)>,
+    /// Store sequence numbers and weights of the stored deliveries in flight, by packet id.
+    pub stored: HashMap<u16, (u64, u64)>,
     /// Deliveries in flight by packet id.
     pub inflight: BTreeMap<u16, Outgoing>,
     /// QoS 2 packet ids received and not yet released.
@@ -52,7 +54,7 @@ impl Session {
             client_id,
             version,
             subscriptions: HashMap::new(),
-            queue: VecDeque::new(),
+            queue: BTreeMap::new(),
             stored: HashMap::new(),
             inflight: BTreeMap::new(),
             awaiting_release: BTreeSet::new(),

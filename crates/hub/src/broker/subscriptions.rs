@@ -72,6 +72,15 @@ impl Subscriptions {
         existed
     }
 
+    /// Whether some subscription to `topic` satisfies `test` (client id, options), without
+    /// taking shared groups' turns.
+    pub fn any(&self, topic: &str, test: impl Fn(&str, &SubscriptionOptions) -> bool) -> bool {
+        self.filters.iter().filter(|(filter, _)| matches(filter, topic)).any(|(_, entry)| {
+            entry.direct.iter().any(|(client, options)| test(client, options))
+                || entry.shared.values().flat_map(|(members, _)| members).any(|m| test(&m.client_id, &m.options))
+        })
+    }
+
     /// Every subscriber of `topic` with the options of each matching subscription; a client
     /// subscribed through several filters gets the highest QoS once, and each shared group
     /// contributes one member in turn.

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authenticator;
 use crate::broker::methods::CallRefused;
 use crate::mqtt::reason;
-use crate::server::{CallError, Handle};
+use crate::server::{CallError, Handle, now};
 use methods::HttpError;
 
 /// What every HTTPS connection needs.
@@ -75,10 +75,6 @@ async fn respond(request: Request<Incoming>, context: &Context) -> Response<Full
             json(error.status, error.body())
         }
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn header_text<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, OUTBOUND_QUEUE, Outbound};
+use super::{Event, OUTBOUND_QUEUE, Outbound, now};
 use crate::auth::Authenticator;
 use crate::broker::session::ConnId;
 use crate::mqtt::{ConnAck, Disconnect, ErrorKind, Packet, Properties, Version, decode, encode, reason};
@@ -24,10 +24,6 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 pub(super) struct Context {
     pub(super) max_packet_size: usize,
     pub(super) authenticator: Arc<Authenticator>,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 pub(super) async fn connection<S>(

@@ -24,7 +24,8 @@ use crate::broker::session::ConnId;
 use crate::broker::{Action, Broker, Limits};
 use crate::mqtt::{Connect, Disconnect, Packet, Properties, Version, encode};
 use crate::routes::RouteSource;
-use crate::store::MessageStore;
+use crate::store::{MessageStore, Queued};
+use crate::uplink::Uplink;
 use connection::{Context, connection};
 
 /// Events handled between two commits of the store.
@@ -64,6 +65,12 @@ enum Event {
     Invoke(Call),
     /// A call's caller stopped waiting.
     CallEnded(CallId),
+    /// The uplink wants its next batch (at most this many messages).
+    UpstreamTake(usize, oneshot::Sender<Vec<(u64, Queued)>>),
+    /// The uplink delivered these messages.
+    UpstreamDone(Vec<u64>),
+    /// The uplink could not deliver these messages.
+    UpstreamFailed(Vec<u64>),
 }
 
 /// Why a direct method call got no answer.
@@ -160,6 +167,8 @@ pub struct Setup {
     pub device: Option<String>,
     /// Its message store (`None`: memory only).
     pub store: Option<Box<dyn MessageStore>>,
+    /// Where `$upstream` messages go (`None`: they wait).
+    pub uplink: Option<Box<dyn Uplink>>,
 }
 
 /// How long a TLS handshake may take.
@@ -190,7 +199,7 @@ async fn accept_tls(tls: Option<&(TcpListener, TlsAcceptor)>) -> (TcpStream, Tls
 /// Accepts MQTT (and HTTPS) connections on `listeners` and serves them with the broker
 /// `setup` describes, until `shutdown`.
 pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationToken) -> std::io::Result<()> {
-    let Setup { limits, authenticator, routes, device, store } = setup;
+    let Setup { limits, authenticator, routes, device, store, uplink } = setup;
     let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let tracker = TaskTracker::new();
     let mut broker = Broker::new(limits);
@@ -198,7 +207,11 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
     if let Some(store) = store {
         broker.attach_store(store).map_err(std::io::Error::other)?;
     }
-    tracker.spawn(broker_task(broker, events_rx));
+    let upstream_ready = Arc::new(tokio::sync::Notify::new());
+    tracker.spawn(broker_task(broker, events_rx, upstream_ready.clone()));
+    if let Some(uplink) = uplink {
+        tracker.spawn(uplink_task(uplink, events_tx.clone(), upstream_ready, shutdown.clone()));
+    }
     if let Some(mut source) = routes {
         let (events, stop) = (events_tx.clone(), shutdown.clone());
         tracker.spawn(async move {
@@ -214,9 +227,9 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
             }
         });
     }
-    let handle = Handle { events: events_tx.clone(), next_call: Arc::new(AtomicU64::new(1)) };
     let https = match (listeners.https, device) {
         (Some(https), Some(device)) => {
+            let handle = Handle { events: events_tx.clone(), next_call: Arc::new(AtomicU64::new(1)) };
             let context = crate::https::Context { authenticator: authenticator.clone(), handle, device };
             Some((https, Arc::new(context)))
         }
@@ -300,6 +313,14 @@ fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Ve
             peers.calls.remove(&id);
             broker.forget_call(id);
         }
+        Event::UpstreamTake(max, reply) => {
+            let batch = broker.upstream_take(max);
+            if let Err(batch) = reply.send(batch) {
+                broker.upstream_failed(&batch.iter().map(|(seq, _)| *seq).collect::<Vec<_>>());
+            }
+        }
+        Event::UpstreamDone(seqs) => broker.upstream_done(&seqs),
+        Event::UpstreamFailed(seqs) => broker.upstream_failed(&seqs),
         Event::Open(conn, tx) => {
             peers.connections.insert(conn, (tx, None));
         }
@@ -327,21 +348,47 @@ fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Ve
     }
 }
 
-async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// How often queues are swept for expired messages.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(30);
+
+async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upstream_ready: Arc<tokio::sync::Notify>) {
     let mut peers = Peers::default();
     let mut actions = Vec::new();
     let mut frame = BytesMut::with_capacity(64 * 1024);
+    let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Events are handled in batches: everything already queued, then one commit of the store
     // (one fsync for the batch), then the packets the batch produced — so no acknowledgement
     // leaves before what it acknowledges is on disk.
     let mut batch = Vec::with_capacity(BATCH);
-    while events.recv_many(&mut batch, BATCH).await > 0 {
+    loop {
+        let swept = tokio::select! {
+            received = events.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    break;
+                }
+                false
+            }
+            _ = sweep.tick() => true,
+        };
+        broker.set_now(now());
+        if swept {
+            broker.expire();
+        }
         for event in batch.drain(..) {
             handle(&mut broker, &mut peers, event, &mut actions);
         }
         if let Err(e) = broker.commit() {
             tracing::error!(error = %e, "message store flush failed; acknowledgements of this batch are withheld");
             actions.retain(|a| !matches!(a, Action::Send(_, Packet::PubAck(_) | Packet::PubRec(_))));
+        }
+        if broker.upstream_waiting() {
+            upstream_ready.notify_one();
         }
         for action in actions.drain(..) {
             match action {
@@ -369,6 +416,64 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>) {
                         let _ = reply.send(Ok((status, payload)));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Messages handed to the uplink at once.
+const UPLINK_BATCH: usize = 100;
+/// Longest wait between two attempts of a failing uplink.
+const UPLINK_MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Moves the upstream queue through `uplink`: a batch at a time, forgotten when sent, put
+/// back and retried with a backoff when not.
+async fn uplink_task(
+    mut uplink: Box<dyn Uplink>,
+    events: mpsc::Sender<Event>,
+    ready: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let (reply, batch) = oneshot::channel();
+        if events.send(Event::UpstreamTake(UPLINK_BATCH, reply)).await.is_err() {
+            return;
+        }
+        let Ok(batch) = batch.await else { return };
+        if batch.is_empty() {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = ready.notified() => {}
+                () = tokio::time::sleep(EXPIRY_SWEEP) => {}
+            }
+            continue;
+        }
+        let (seqs, messages): (Vec<u64>, Vec<_>) = batch.into_iter().map(|(seq, m)| (seq, m.publish)).unzip();
+        let sent = tokio::select! {
+            () = stop.cancelled() => {
+                let _ = events.send(Event::UpstreamFailed(seqs)).await;
+                return;
+            }
+            sent = uplink.send(&messages) => sent,
+        };
+        match sent {
+            Ok(()) => {
+                backoff = Duration::from_secs(1);
+                if events.send(Event::UpstreamDone(seqs)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, messages = seqs.len(), retry_in = ?backoff, "upstream batch not sent");
+                if events.send(Event::UpstreamFailed(seqs)).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(UPLINK_MAX_BACKOFF);
             }
         }
     }

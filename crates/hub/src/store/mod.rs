@@ -72,13 +72,44 @@ impl SessionRecord {
     }
 }
 
+/// The queue of the `$upstream` endpoint; MQTT strings cannot hold U+0000, so no client id
+/// can name it.
+pub const UPSTREAM: &str = "\0upstream";
+
+/// The priority of messages no route ranked (MQTT subscriptions): below routes' 0–9.
+pub const DEFAULT_PRIORITY: u8 = 10;
+
+/// A message waiting in a queue, with what orders and ends its wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// The message.
+    pub publish: Publish,
+    /// 0 (first) to 9 from routes, [`DEFAULT_PRIORITY`] otherwise.
+    pub priority: u8,
+    /// When it expires (seconds since the epoch), if it does.
+    pub expires_at: Option<u64>,
+}
+
+impl Queued {
+    /// Bytes it counts against the store limit: topic and payload.
+    pub fn weight(&self) -> u64 {
+        weight(&self.publish)
+    }
+}
+
+/// Bytes a message counts against the store limit: topic and payload.
+pub fn weight(publish: &Publish) -> u64 {
+    (publish.topic.len() + publish.payload.len()) as u64
+}
+
 /// What a store holds, read at start.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Sessions by client id.
     pub sessions: BTreeMap<String, SessionRecord>,
-    /// Messages by client id, in the order they were stored (sequence number, message).
-    pub messages: BTreeMap<String, Vec<(u64, Publish)>>,
+    /// Messages by queue (client id, or [`UPSTREAM`]), in the order they were stored
+    /// (sequence number, message).
+    pub messages: BTreeMap<String, Vec<(u64, Queued)>>,
     /// Retained messages by topic.
     pub retained: BTreeMap<String, Publish>,
 }
@@ -89,10 +120,11 @@ pub trait MessageStore: Send + std::fmt::Debug {
     fn put_session(&mut self, client_id: &str, session: &SessionRecord) -> Result<(), StoreError>;
     /// Forgets a session and its messages.
     fn remove_session(&mut self, client_id: &str) -> Result<(), StoreError>;
-    /// Keeps `message` for `client_id` under sequence number `seq`.
-    fn put_message(&mut self, client_id: &str, seq: u64, message: &Publish) -> Result<(), StoreError>;
-    /// Forgets a delivered message.
-    fn remove_message(&mut self, client_id: &str, seq: u64) -> Result<(), StoreError>;
+    /// Keeps `message` in queue `queue` (a client id, or [`UPSTREAM`]) under sequence
+    /// number `seq`.
+    fn put_message(&mut self, queue: &str, seq: u64, message: &Queued) -> Result<(), StoreError>;
+    /// Forgets a delivered (or expired) message.
+    fn remove_message(&mut self, queue: &str, seq: u64) -> Result<(), StoreError>;
     /// Keeps (or, with `None`, forgets) the retained message of `topic`.
     fn put_retained(&mut self, topic: &str, message: Option<&Publish>) -> Result<(), StoreError>;
     /// Makes everything written so far durable.
@@ -101,7 +133,11 @@ pub trait MessageStore: Send + std::fmt::Debug {
     fn load(&self) -> Result<Snapshot, StoreError>;
 }
 
-/// A message as stored: an MQTT 5 PUBLISH (so properties survive), QoS kept, no packet id.
+/// The first byte of a queued-message record: a version tag (stored PUBLISHes of the first
+/// format start with 0x3_, their packet type).
+const RECORD_V2: u8 = 0x01;
+
+/// A message as stored: the MQTT 5 PUBLISH (so properties survive; QoS kept, no packet id).
 pub fn encode_message(message: &Publish) -> Vec<u8> {
     let mut record = message.clone();
     record.dup = false;
@@ -122,5 +158,30 @@ pub fn decode_message(key: &str, bytes: &[u8]) -> Result<Publish, StoreError> {
         }
         Ok(_) => Err(StoreError::Corrupt { key: key.to_owned(), reason: "not a whole PUBLISH".into() }),
         Err(e) => Err(StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() }),
+    }
+}
+
+/// A queued message as stored: tag, priority, expiry (0: none), then the PUBLISH.
+pub fn encode_queued(message: &Queued) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + message.weight() as usize + 16);
+    out.push(RECORD_V2);
+    out.push(message.priority);
+    out.extend_from_slice(&message.expires_at.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&encode_message(&message.publish));
+    out
+}
+
+/// Reads a stored queued message back (records of the first format, a bare PUBLISH, get the
+/// default priority and no expiry).
+pub fn decode_queued(key: &str, bytes: &[u8]) -> Result<Queued, StoreError> {
+    match bytes.split_first() {
+        Some((&RECORD_V2, rest)) if rest.len() >= 9 => {
+            let mut expiry = [0u8; 8];
+            expiry.copy_from_slice(&rest[1..9]);
+            let expires_at = Some(u64::from_be_bytes(expiry)).filter(|e| *e != 0);
+            Ok(Queued { publish: decode_message(key, &rest[9..])?, priority: rest[0], expires_at })
+        }
+        Some((&RECORD_V2, _)) => Err(StoreError::Corrupt { key: key.to_owned(), reason: "truncated header".into() }),
+        _ => Ok(Queued { publish: decode_message(key, bytes)?, priority: DEFAULT_PRIORITY, expires_at: None }),
     }
 }

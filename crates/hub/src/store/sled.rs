@@ -1,11 +1,15 @@
 //! The sled backend: three trees — `sessions` (client id → JSON record), `messages`
-//! (client id, 0x00, big-endian sequence → stored PUBLISH, so a prefix scan yields a
-//! session's messages in order) and `retained` (topic → stored PUBLISH). Durability is
+//! (queue name — a client id or the upstream queue's —, 0x00, big-endian sequence → queued
+//! message record, so a prefix scan yields a queue's messages in order) and `retained`
+//! (topic → stored PUBLISH). Durability is
 //! `flush()`, one fsync for everything written since the last.
 
 use std::path::Path;
 
-use super::{MessageStore, SessionRecord, Snapshot, StoreError, decode_message, encode_message};
+use super::{
+    MessageStore, Queued, SessionRecord, Snapshot, StoreError, decode_message, decode_queued, encode_message,
+    encode_queued,
+};
 use crate::mqtt::Publish;
 
 /// A store in a sled database.
@@ -61,13 +65,13 @@ impl MessageStore for SledStore {
         Ok(())
     }
 
-    fn put_message(&mut self, client_id: &str, seq: u64, message: &Publish) -> Result<(), StoreError> {
-        self.messages.insert(message_key(client_id, seq), encode_message(message)).map_err(self.failed())?;
+    fn put_message(&mut self, queue: &str, seq: u64, message: &Queued) -> Result<(), StoreError> {
+        self.messages.insert(message_key(queue, seq), encode_queued(message)).map_err(self.failed())?;
         Ok(())
     }
 
-    fn remove_message(&mut self, client_id: &str, seq: u64) -> Result<(), StoreError> {
-        self.messages.remove(message_key(client_id, seq)).map_err(self.failed())?;
+    fn remove_message(&mut self, queue: &str, seq: u64) -> Result<(), StoreError> {
+        self.messages.remove(message_key(queue, seq)).map_err(self.failed())?;
         Ok(())
     }
 
@@ -102,7 +106,7 @@ impl MessageStore for SledStore {
             let mut seq = [0u8; 8];
             seq.copy_from_slice(&key[split + 1..]);
             let seq = u64::from_be_bytes(seq);
-            let message = decode_message(&format!("message {client_id}#{seq}"), &value)?;
+            let message = decode_queued(&format!("message {client_id:?}#{seq}"), &value)?;
             snapshot.messages.entry(client_id).or_default().push((seq, message));
         }
         for entry in self.retained.iter() {
@@ -122,7 +126,11 @@ mod tests {
     use super::*;
     use crate::mqtt::{Properties, QoS, Version};
 
-    fn message(n: u8) -> Publish {
+    fn message(n: u8) -> Queued {
+        Queued { publish: publish(n), priority: n, expires_at: (n > 0).then_some(1_000 + u64::from(n)) }
+    }
+
+    fn publish(n: u8) -> Publish {
         Publish {
             dup: true,
             qos: QoS::AtLeastOnce,
@@ -148,16 +156,28 @@ mod tests {
             store.put_message("c2", 7, &message(7)).unwrap();
             store.remove_message("c1", 1).unwrap();
             store.remove_session("c2").unwrap();
-            store.put_retained("status", Some(&message(5))).unwrap();
+            store.put_retained("status", Some(&publish(5))).unwrap();
+            // A record of the first format: a bare PUBLISH.
+            store.messages.insert(message_key("c1", 9), encode_message(&publish(9))).unwrap();
             store.flush().unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
         let snapshot = store.load().unwrap();
         assert_eq!(snapshot.sessions.keys().collect::<Vec<_>>(), ["c1"]);
         assert_eq!(snapshot.sessions["c1"].version(), Version::V5);
-        let kept: Vec<(u64, String)> = snapshot.messages["c1"].iter().map(|(s, m)| (*s, m.topic.clone())).collect();
-        assert_eq!(kept, [(0, "t/0".to_owned()), (2, "t/2".to_owned())]);
-        let first = &snapshot.messages["c1"][0].1;
+        let kept: Vec<(u64, String, u8, Option<u64>)> = snapshot.messages["c1"]
+            .iter()
+            .map(|(s, m)| (*s, m.publish.topic.clone(), m.priority, m.expires_at))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (0, "t/0".to_owned(), 0, None),
+                (2, "t/2".to_owned(), 2, Some(1_002)),
+                (9, "t/9".to_owned(), crate::store::DEFAULT_PRIORITY, None)
+            ]
+        );
+        let first = &snapshot.messages["c1"][0].1.publish;
         assert_eq!(
             (first.dup, first.packet_id, first.properties.content_type.as_deref()),
             (false, None, Some("text/plain"))
