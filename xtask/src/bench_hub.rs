@@ -1,7 +1,10 @@
 //! `cargo xtask bench hub`: outpost-hub and Mosquitto side by side on this machine, each
-//! broker pinned to core 0 and the same load generator (`crates/hub/examples/mqtt_load.rs`)
-//! pinned to core 1: QoS 0 and QoS 1 (window 100) throughput 1→1 with 64-byte payloads,
-//! medians of three runs, plus idle RSS.
+//! broker pinned to core 0 and the same load generator (`crates/hub/examples/mqtt_load/`)
+//! pinned to core 1, 64-byte payloads: QoS 0 and QoS 1 (window 100) throughput 1→1, fan-in
+//! 100→1 and fan-out 1→100 (medians of three runs), publish→deliver latency at a fixed rate,
+//! memory per idle connection at 1k and 10k connections, idle RSS; then the hub with its
+//! store (PUBACK after fsync, group commit) and a persistent subscriber: throughput and
+//! latency.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -53,17 +56,52 @@ fn start(name: &'static str, program: &str, args: &[String], dir: &Path, port: u
     Ok(Broker { name, child, port })
 }
 
-fn load(generator: &Path, port: u16, qos: u8, messages: u32) -> anyhow::Result<f64> {
-    let out = Command::new("taskset")
+/// Runs the load generator with `args`; its JSON line.
+fn generate(generator: &Path, args: &[String]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new("taskset").args(["-c", "1"]).arg(generator).args(args).output()?;
+    if !out.status.success() {
+        bail!("load generator {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Median deliveries per second of three `fan` runs.
+fn fan(generator: &Path, port: u16, publishers: u32, subscribers: u32, messages: u32, qos: u8) -> anyhow::Result<f64> {
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let args = ["fan", &port.to_string(), &publishers.to_string(), &subscribers.to_string()]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([messages.to_string(), qos.to_string()])
+            .collect::<Vec<_>>();
+        let result = generate(generator, &args)?;
+        rates.push(result["rate"].as_f64().context("no rate in the load generator's output")?);
+    }
+    Ok(median(rates))
+}
+
+/// KiB the broker's RSS grows by per connection, with `count` idle connections.
+fn per_connection(generator: &Path, broker: &Broker, count: u32) -> anyhow::Result<f64> {
+    let before = rss_kib(broker.child.id())?;
+    let mut idle = Command::new("taskset")
         .args(["-c", "1"])
         .arg(generator)
-        .args([port.to_string(), qos.to_string(), messages.to_string()])
-        .output()?;
-    if !out.status.success() {
-        bail!("load generator failed: {}", String::from_utf8_lossy(&out.stderr));
+        .args(["idle", &broker.port.to_string(), &count.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(idle.stdout.as_mut().context("no stdout")?), &mut line)?;
+    if !line.contains("connected") {
+        let _ = idle.kill();
+        bail!("idle connections to {} failed: {line}", broker.name);
     }
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    result["rate"].as_f64().context("no rate in the load generator's output")
+    std::thread::sleep(Duration::from_millis(500));
+    let during = rss_kib(broker.child.id())?;
+    drop(idle.stdin.take());
+    idle.wait()?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(during.saturating_sub(before) as f64 / f64::from(count))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -101,47 +139,102 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     std::fs::write(
         &hub_conf,
         format!(
-            "[mqtt]\nbind = \"127.0.0.1:{hub_port}\"\n[identity]\nsocket = \"\"\n[store]\ndir = \"\"\n\
+            "[mqtt]\nbind = \"127.0.0.1:{hub_port}\"\n[identity]\nsocket = \"\"\n[admin]\nsocket = \"\"\n[metrics]\nenabled = false\n[store]\ndir = \"\"\n\
              [auth]\nallow_anonymous = true\nanonymous_publish = [\"#\"]\nanonymous_subscribe = [\"#\"]\n"
         ),
     )?;
 
+    let durable_port = free_port()?;
+    let durable_conf = dir.path().join("durable.toml");
+    // The store on the disk the build uses (not a tmpfs).
+    let store = tempfile::tempdir_in(target_dir())?;
+    std::fs::write(
+        &durable_conf,
+        format!(
+            "[mqtt]\nbind = \"127.0.0.1:{durable_port}\"\n[identity]\nsocket = \"\"\n[admin]\nsocket = \"\"\n[metrics]\nenabled = false\n[store]\ndir = \"{}\"\n\
+             [auth]\nallow_anonymous = true\nanonymous_publish = [\"#\"]\nanonymous_subscribe = [\"#\"]\n",
+            store.path().display()
+        ),
+    )?;
+
+    let hub = bin.join("outpost-hub").display().to_string();
     let brokers = [
         start("mosquitto", "mosquitto", &["-c".into(), conf.display().to_string()], dir.path(), mosquitto_port)?,
-        start(
-            "outpost-hub",
-            &bin.join("outpost-hub").display().to_string(),
-            &["--config".into(), hub_conf.display().to_string()],
-            dir.path(),
-            hub_port,
-        )?,
+        start("outpost-hub", &hub, &["--config".into(), hub_conf.display().to_string()], dir.path(), hub_port)?,
     ];
     std::thread::sleep(Duration::from_secs(1));
     let idle: Vec<u64> = brokers.iter().map(|b| rss_kib(b.child.id()).unwrap_or(0)).collect();
-    let mut rows = Vec::new();
-    for qos in [0u8, 1] {
-        let mut rates = Vec::new();
-        for broker in &brokers {
-            let runs =
-                (0..3).map(|_| load(&generator, broker.port, qos, messages)).collect::<anyhow::Result<Vec<_>>>()?;
-            rates.push(median(runs));
+
+    let mut rows: Vec<(String, [f64; 2], usize)> = Vec::new();
+    let fans = [
+        ("QoS 0 1→1", 1, 1, messages, 0),
+        ("QoS 1 1→1, window 100", 1, 1, messages, 1),
+        ("QoS 1 fan-in 100→1", 100, 1, messages, 1),
+        ("QoS 0 fan-out 1→100", 1, 100, messages / 100, 0),
+        ("QoS 1 fan-out 1→100", 1, 100, messages / 100, 1),
+    ];
+    for (label, publishers, subscribers, count, qos) in fans {
+        eprintln!("{label}");
+        let mut rates = [0.0; 2];
+        for (i, broker) in brokers.iter().enumerate() {
+            rates[i] = fan(&generator, broker.port, publishers, subscribers, count, qos)?;
         }
-        rows.push((qos, rates));
+        rows.push((format!("{label} (deliveries/s, median of 3)"), rates, 0));
+    }
+    for qos in [0u8, 1] {
+        eprintln!("latency, QoS {qos}");
+        let mut p50 = [0.0; 2];
+        let mut p99 = [0.0; 2];
+        for (i, broker) in brokers.iter().enumerate() {
+            let args = ["latency", &broker.port.to_string(), "10000", "5", &qos.to_string()].map(str::to_owned);
+            let result = generate(&generator, &args)?;
+            p50[i] = result["p50_us"].as_f64().unwrap_or(f64::NAN);
+            p99[i] = result["p99_us"].as_f64().unwrap_or(f64::NAN);
+        }
+        rows.push((format!("QoS {qos} latency at 10,000 msg/s, p50 (µs)"), p50, 0));
+        rows.push((format!("QoS {qos} latency at 10,000 msg/s, p99 (µs)"), p99, 0));
+    }
+    for count in [1_000u32, 10_000] {
+        eprintln!("{count} idle connections");
+        let mut kib = [0.0; 2];
+        for (i, broker) in brokers.iter().enumerate() {
+            kib[i] = per_connection(&generator, broker, count)?;
+        }
+        rows.push((format!("memory per idle connection, {count} connections (KiB)"), kib, 2));
     }
     let after: Vec<u64> = brokers.iter().map(|b| rss_kib(b.child.id()).unwrap_or(0)).collect();
-    println!("| workload | {} | {} | ratio |", brokers[0].name, brokers[1].name);
+    drop(brokers);
+
+    eprintln!("durable QoS 1");
+    let durable =
+        start("outpost-hub", &hub, &["--config".into(), durable_conf.display().to_string()], dir.path(), durable_port)?;
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let args = ["fan", &durable.port.to_string(), "1", "1", &messages.to_string(), "1", "64", "100", "persistent"]
+            .map(str::to_owned);
+        rates.push(generate(&generator, &args)?["rate"].as_f64().unwrap_or(f64::NAN));
+    }
+    let durable_rate = median(rates);
+    let args = ["latency", &durable.port.to_string(), "5000", "5", "1", "persistent"].map(str::to_owned);
+    let durable_latency = generate(&generator, &args)?;
+    drop(durable);
+
+    println!("| workload | mosquitto | outpost-hub | ratio (hub ÷ Mosquitto) |");
     println!("|---|---|---|---|");
-    for (qos, rates) in rows {
-        let label = if qos == 0 { "QoS 0 1→1, 64 B" } else { "QoS 1 1→1, 64 B, window 100" };
-        println!(
-            "| {label} (msg/s, median of 3 × {messages}) | {:.0} | {:.0} | {:.2}× |",
-            rates[0],
-            rates[1],
-            rates[1] / rates[0]
-        );
+    for (label, values, decimals) in &rows {
+        let (d, ratio) = (*decimals, values[1] / values[0]);
+        println!("| {label} | {:.d$} | {:.d$} | {ratio:.2}× |", values[0], values[1]);
     }
     let mib = |k: u64| k as f64 / 1024.0;
-    println!("| idle RSS | {:.1} MiB | {:.1} MiB | |", mib(idle[0]), mib(idle[1]));
-    println!("| RSS after the runs | {:.1} MiB | {:.1} MiB | |", mib(after[0]), mib(after[1]));
+    println!("| idle RSS (MiB) | {:.1} | {:.1} | |", mib(idle[0]), mib(idle[1]));
+    println!("| RSS after the runs (MiB) | {:.1} | {:.1} | |", mib(after[0]), mib(after[1]));
+    println!();
+    println!("| outpost-hub with its store, persistent subscriber | |");
+    println!("|---|---|");
+    println!("| durable QoS 1 1→1, window 100 (msg/s, median of 3 × {messages}) | {durable_rate:.0} |");
+    println!(
+        "| durable QoS 1 latency at 5,000 msg/s: p50 / p99 / max (µs) | {} / {} / {} |",
+        durable_latency["p50_us"], durable_latency["p99_us"], durable_latency["max_us"]
+    );
     Ok(())
 }

@@ -23,6 +23,9 @@ struct Cli {
     /// The agent's management socket.
     #[arg(long, global = true, env = "OUTPOST_AGENT_SOCKET", default_value = "/run/outpost/agent.sock")]
     agent_socket: PathBuf,
+    /// The hub's admin socket.
+    #[arg(long, global = true, env = "OUTPOST_HUB_SOCKET", default_value = "/run/outpost/hub.sock")]
+    hub_socket: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +35,9 @@ enum Command {
     /// Module identities and tokens.
     #[command(subcommand)]
     Identity(commands::identity::IdentityCommand),
+    /// The hub: clients, sessions, queues and counters.
+    #[command(subcommand)]
+    Hub(commands::hub::HubCommand),
     /// Check the device's configuration and services.
     Check(commands::check::CheckArgs),
     /// Apply a deployment manifest (Azure `modulesContent` JSON).
@@ -100,6 +106,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Identity(cmd) => commands::identity::run(cmd, &cli.identity_socket, cli.output).await,
+            Command::Hub(cmd) => commands::hub::run(cmd, &cli.hub_socket, cli.output).await,
             Command::Check(args) => {
                 commands::check::run(args, &cli.identity_socket, &cli.agent_socket, cli.output).await
             }

@@ -30,6 +30,44 @@ pub struct Config {
     pub store: StoreConfig,
     /// The HTTPS endpoint.
     pub https: HttpsConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The admin API's socket; empty: none.
+    pub socket: PathBuf,
+    /// Its mode.
+    pub socket_mode: u32,
+    /// Who besides root and the hub's own user may call it.
+    pub principal: Vec<outpost_rpc::Principal>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { socket: "/run/outpost/hub.sock".into(), socket_mode: 0o660, principal: Vec::new() }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Whether to serve `/metrics`.
+    pub enabled: bool,
+    /// Its listener.
+    pub bind: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, bind: SocketAddr::from(([0, 0, 0, 0], 9600)) }
+    }
 }
 
 /// `[https]`.

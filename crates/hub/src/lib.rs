@@ -9,11 +9,13 @@
 //! - [`server`]: the tokio loops that move bytes between sockets and the broker;
 //! - [`https`]: the HTTPS endpoint (direct methods between modules).
 
+pub mod admin;
 pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod dialect;
 pub mod https;
+pub mod metrics;
 pub mod mqtt;
 pub mod routes;
 pub mod server;
@@ -39,6 +41,9 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
+    /// The admin socket cannot be bound.
+    #[error(transparent)]
+    Admin(#[from] outpost_rpc::RpcError),
     /// The message store cannot be opened or read.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -145,7 +150,22 @@ pub async fn run_with_uplink(
     let device = iothub.as_ref().map(|(_, _, device, _)| device.clone());
     let iothub = iothub.map(|(hub, _, _, verifier)| (hub, verifier));
     let authenticator = std::sync::Arc::new(auth::Authenticator::new(config.auth.clone(), iothub));
-    let listeners = server::Listeners { plain: listener, tls, https };
+    let admin = if config.admin.socket.as_os_str().is_empty() {
+        None
+    } else {
+        let socket = config.admin.socket.clone();
+        let listener = outpost_rpc::bind(&socket, config.admin.socket_mode)?;
+        Some((socket, listener, config.admin.principal.clone()))
+    };
+    let metrics = if config.metrics.enabled {
+        let bind = config.metrics.bind;
+        let listener = tokio::net::TcpListener::bind(bind).await.map_err(|source| HubError::Bind { bind, source })?;
+        tracing::info!(metrics = %bind, "Prometheus metrics at /metrics");
+        Some(listener)
+    } else {
+        None
+    };
+    let listeners = server::Listeners { plain: listener, tls, https, admin, metrics };
     let routes: Option<Box<dyn routes::RouteSource>> = if config.routes.deployment_file.as_os_str().is_empty() {
         None
     } else {

@@ -45,6 +45,8 @@ async fn env() -> Env {
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
 
     let mut config = Config::default();
+    config.admin.socket = "".into();
+    config.metrics.enabled = false;
     config.store.dir = "".into();
     config.routes.deployment_file = "".into();
     config.identity.socket = identity.paths.socket.clone();

@@ -29,6 +29,8 @@ impl Drop for Hub {
 /// Anonymous clients may use every topic; no identity service.
 fn open_config() -> Config {
     let mut config = Config::default();
+    config.admin.socket = "".into();
+    config.metrics.enabled = false;
     config.store.dir = "".into();
     config.routes.deployment_file = "".into();
     config.identity.socket = "".into();

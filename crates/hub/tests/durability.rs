@@ -114,7 +114,7 @@ fn sigkill_under_qos1_load_loses_no_acknowledged_message() {
         &config,
         format!(
             "[mqtt]\nbind = \"127.0.0.1:{port}\"\ntls = false\n[identity]\nsocket = \"\"\n[routes]\ndeployment_file = \"\"\n\
-             [store]\ndir = \"{}\"\n[auth]\nallow_anonymous = true\nanonymous_publish = [\"#\"]\nanonymous_subscribe = [\"#\"]\n",
+             [admin]\nsocket = \"\"\n[metrics]\nenabled = false\n[store]\ndir = \"{}\"\n[auth]\nallow_anonymous = true\nanonymous_publish = [\"#\"]\nanonymous_subscribe = [\"#\"]\n",
             dir.path().join("store").display()
         ),
     )

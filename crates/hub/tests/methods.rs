@@ -78,6 +78,8 @@ async fn direct_methods_over_https() {
 
     let https = free_port();
     let mut config = Config::default();
+    config.admin.socket = "".into();
+    config.metrics.enabled = false;
     config.store.dir = "".into();
     config.routes.deployment_file = "".into();
     config.identity.socket = identity.paths.socket.clone();

@@ -104,6 +104,8 @@ async fn env(routes: serde_json::Value) -> Env {
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
     let env_dir_deployment = dir.path().join("deployment.json");
     let mut config = Config::default();
+    config.admin.socket = "".into();
+    config.metrics.enabled = false;
     config.store.dir = "".into();
     config.identity.socket = identity.paths.socket.clone();
     config.mqtt.tls = false;

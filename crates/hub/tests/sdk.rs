@@ -60,6 +60,8 @@ async fn azure_sdk_modules_use_outputs_twins_and_direct_methods_over_tls() {
     let deployment = dir.path().join("deployment.json");
     std::fs::write(&deployment, manifest(25)).unwrap();
     let mut config = Config::default();
+    config.admin.socket = "".into();
+    config.metrics.enabled = false;
     config.store.dir = "".into();
     config.routes.deployment_file = deployment.clone();
     config.routes.poll_secs = 1;

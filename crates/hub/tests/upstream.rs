@@ -75,6 +75,8 @@ async fn upstream_messages_wait_for_the_uplink_across_restarts() {
     let deployment = dir.path().join("deployment.json");
     std::fs::write(&deployment, manifest()).unwrap();
     let mut config = Config::default();
+    config.admin.socket = "".into();
+    config.metrics.enabled = false;
     config.store.dir = dir.path().join("store");
     config.routes.deployment_file = deployment;
     config.identity.socket = identity.paths.socket.clone();

@@ -18,3 +18,12 @@ pub mod agent {
         tonic::include_proto!("outpost.agent.v1");
     }
 }
+
+/// `outpost.hub.v1`: the hub's admin API.
+pub mod hub {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("outpost.hub.v1");
+    }
+}

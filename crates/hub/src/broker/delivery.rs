@@ -12,8 +12,14 @@ use crate::store::{DEFAULT_PRIORITY, Queued};
 /// Messages dropped, expired and forwarded, by reason.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
+    /// PUBLISHes received from clients.
+    pub received: u64,
+    /// Messages handed to client connections.
+    pub delivered: u64,
     /// QoS 1/2 messages for a session whose queue was full (`max_queued`).
     pub dropped_queue_full: u64,
+    /// QoS 0 messages for a subscriber whose connection could not take more.
+    pub dropped_slow_subscriber: u64,
     /// Messages that would have been stored (routed, or for a persistent session) when the
     /// store was full.
     pub dropped_store_full: u64,
@@ -50,6 +56,7 @@ impl Broker {
         if message.publish.qos == QoS::AtMostOnce {
             if let Some(conn) = connected {
                 message.publish.properties.topic_alias = None;
+                self.counters.delivered += 1;
                 out.push(Action::Send(conn, Packet::Publish(message.publish)));
             }
             return;
@@ -78,6 +85,7 @@ impl Broker {
                     session.stored.insert(id, (seq, crate::store::weight(&publish)));
                 }
                 session.inflight.insert(id, Outgoing::Sent(publish.clone()));
+                self.counters.delivered += 1;
                 out.push(Action::Send(conn, Packet::Publish(publish)));
             }
             _ => {
@@ -114,6 +122,7 @@ impl Broker {
                 session.stored.insert(id, (seq, crate::store::weight(&publish)));
             }
             session.inflight.insert(id, Outgoing::Sent(publish.clone()));
+            self.counters.delivered += 1;
             out.push(Action::Send(conn, Packet::Publish(publish)));
         }
     }
@@ -148,6 +157,11 @@ impl Broker {
             self.counters.expired += 1;
             self.durable.remove(crate::store::UPSTREAM, seq, weight);
         }
+    }
+
+    /// A QoS 0 message was dropped because its subscriber's connection was full.
+    pub fn dropped_for_slow_subscriber(&mut self) {
+        self.counters.dropped_slow_subscriber += 1;
     }
 
     /// The counters.

@@ -8,6 +8,7 @@ mod durable;
 mod iothub;
 pub mod methods;
 pub mod session;
+pub mod status;
 pub mod subscriptions;
 mod upstream;
 
@@ -313,6 +314,7 @@ impl Broker {
 
     fn publish_in(&mut self, conn: ConnId, version: Version, mut publish: Publish, out: &mut Vec<Action>) {
         let Some(connection) = self.connections.get_mut(&conn) else { return };
+        self.counters.received += 1;
         if let Some(alias) = publish.properties.topic_alias.take() {
             if alias > self.limits.topic_alias_maximum {
                 return protocol_close(

@@ -20,6 +20,28 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client that sent DISCONNECT has to close the connection itself.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 
+/// Encodes `packet` alone into `out`. Packets are built in the call so that none is kept
+/// across an await: a connection's future keeps room for everything that is, for as long as
+/// the connection lives.
+fn frame(out: &mut BytesMut, packet: Packet, version: Version) -> bool {
+    out.clear();
+    encode(&packet, version, out).is_ok()
+}
+
+/// DISCONNECT for a connection whose credentials expired.
+fn expired() -> Packet {
+    let properties = Properties {
+        reason_string: Some("the SAS token expired; reconnect with a new one".into()),
+        ..Default::default()
+    };
+    Packet::Disconnect(Disconnect { code: reason::NOT_AUTHORIZED, properties })
+}
+
+/// A refusing CONNACK.
+fn refusal(code: u8, properties: Properties) -> Packet {
+    Packet::ConnAck(ConnAck { session_present: false, code, properties })
+}
+
 /// What every connection task needs.
 pub(super) struct Context {
     pub(super) max_packet_size: usize,
@@ -37,40 +59,39 @@ pub(super) async fn connection<S>(
 {
     let max_packet_size = context.max_packet_size;
     let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
-    if events.send(Event::Open(conn, tx)).await.is_err() {
+    if Box::pin(events.send(Event::Open(conn, tx))).await.is_err() {
         return;
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut buf = BytesMut::with_capacity(4096);
+    // Idle connections keep small buffers; busy ones grow them (see the read below).
+    let mut buf = BytesMut::with_capacity(256);
     let mut version: Option<Version> = None;
     let mut idle = CONNECT_TIMEOUT;
-    let mut out = BytesMut::with_capacity(4096);
+    let mut out = BytesMut::new();
     let mut reading = true;
     let mut disconnected = false;
     // Credentials with an end (SAS tokens) end the connection when they expire.
     let mut expires: Option<tokio::time::Instant> = None;
     'outer: loop {
+        // A buffer that fills up doubles (up to 64 KiB at a time), so a busy connection reads
+        // in large chunks while an idle one keeps 256 bytes.
+        if buf.capacity() - buf.len() < 128 {
+            buf.reserve(buf.capacity().clamp(256, 64 * 1024));
+        }
         tokio::select! {
             () = shutdown.cancelled() => {
-                if version == Some(Version::V5) {
-                    let bye = Packet::Disconnect(Disconnect { code: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() });
-                    if encode(&bye, Version::V5, &mut out).is_ok() {
-                        let _ = writer.write_all(&out).await;
-                        let _ = writer.flush().await;
-                    }
+                let bye = Disconnect { code: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() };
+                if version == Some(Version::V5) && frame(&mut out, Packet::Disconnect(bye), Version::V5) {
+                    let _ = writer.write_all(&out).await;
+                    let _ = writer.flush().await;
                 }
                 break;
             }
             () = async { if let Some(at) = expires { tokio::time::sleep_until(at).await } }, if expires.is_some() => {
                 tracing::info!(conn, "credentials expired; closing");
-                if version == Some(Version::V5) {
-                    let properties = Properties { reason_string: Some("the SAS token expired; reconnect with a new one".into()), ..Default::default() };
-                    let bye = Packet::Disconnect(Disconnect { code: reason::NOT_AUTHORIZED, properties });
-                    out.clear();
-                    if encode(&bye, Version::V5, &mut out).is_ok() {
-                        let _ = writer.write_all(&out).await;
-                        let _ = writer.flush().await;
-                    }
+                if version == Some(Version::V5) && frame(&mut out, expired(), Version::V5) {
+                    let _ = writer.write_all(&out).await;
+                    let _ = writer.flush().await;
                 }
                 break;
             }
@@ -100,22 +121,21 @@ pub(super) async fn connection<S>(
                                 Packet::Connect(c) => {
                                     version = Some(c.version);
                                     idle = if c.keep_alive == 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_millis(u64::from(c.keep_alive) * 1500) };
-                                    match context.authenticator.authenticate(&c, now()).await {
+                                    // Boxed: the verification future is large and only lives during CONNECT.
+                                    match Box::pin(context.authenticator.authenticate(&c, now())).await {
                                         Ok(admitted) => {
                                             expires = admitted.expires_at.map(|at| {
                                                 tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now()))
                                             });
                                             Event::Connect(conn, c, admitted.access)
                                         }
-                                        Err(refusal) => {
-                                            tracing::info!(conn, client = c.client_id, reason = refusal.reason, "connection refused");
-                                            let (code, properties) = match c.version {
-                                                Version::V311 => (refusal.v311, Properties::default()),
-                                                Version::V5 => (refusal.v5, Properties { reason_string: Some(refusal.reason), ..Default::default() }),
+                                        Err(refused) => {
+                                            tracing::info!(conn, client = c.client_id, reason = refused.reason, "connection refused");
+                                            let answer = match c.version {
+                                                Version::V311 => refusal(refused.v311, Properties::default()),
+                                                Version::V5 => refusal(refused.v5, Properties { reason_string: Some(refused.reason), ..Default::default() }),
                                             };
-                                            out.clear();
-                                            let ack = Packet::ConnAck(ConnAck { session_present: false, code, properties });
-                                            if encode(&ack, c.version, &mut out).is_ok() {
+                                            if frame(&mut out, answer, c.version) {
                                                 let _ = writer.write_all(&out).await;
                                                 let _ = writer.flush().await;
                                             }
@@ -126,7 +146,9 @@ pub(super) async fn connection<S>(
                                 packet => Event::Packet(conn, packet),
                             };
                             let disconnecting = matches!(event, Event::Packet(_, Packet::Disconnect(_)));
-                            if events.send(event).await.is_err() {
+                            // Boxed, like every send of an event: a packet is large, and an idle
+                            // connection should not keep room for one.
+                            if Box::pin(events.send(event)).await.is_err() {
                                 break 'outer;
                             }
                             if disconnecting {
@@ -143,22 +165,16 @@ pub(super) async fn connection<S>(
                             if version.is_some() {
                                 // The broker answers in order and then closes us.
                                 reading = false;
-                                if events.send(Event::Violation(conn, error)).await.is_err() {
+                                if Box::pin(events.send(Event::Violation(conn, error))).await.is_err() {
                                     break 'outer;
                                 }
                                 break;
                             }
-                            if error.kind == ErrorKind::UnsupportedVersion {
-                                out.clear();
-                                let refusal = ConnAck {
-                                    session_present: false,
-                                    code: reason::V311_UNACCEPTABLE_PROTOCOL,
-                                    properties: Properties::default(),
-                                };
-                                if encode(&Packet::ConnAck(refusal), Version::V311, &mut out).is_ok() {
-                                    let _ = writer.write_all(&out).await;
-                                    let _ = writer.flush().await;
-                                }
+                            if error.kind == ErrorKind::UnsupportedVersion
+                                && frame(&mut out, refusal(reason::V311_UNACCEPTABLE_PROTOCOL, Properties::default()), Version::V311)
+                            {
+                                let _ = writer.write_all(&out).await;
+                                let _ = writer.flush().await;
                             }
                             break 'outer;
                         }
@@ -192,5 +208,5 @@ pub(super) async fn connection<S>(
         }
     }
     let _ = writer.shutdown().await;
-    let _ = events.send(Event::Closed(conn)).await;
+    let _ = Box::pin(events.send(Event::Closed(conn))).await;
 }

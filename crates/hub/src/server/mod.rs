@@ -22,7 +22,7 @@ use crate::auth::{Access, Authenticator};
 use crate::broker::methods::{CallId, CallRefused};
 use crate::broker::session::ConnId;
 use crate::broker::{Action, Broker, Limits};
-use crate::mqtt::{Connect, Disconnect, Packet, Properties, Version, encode};
+use crate::mqtt::{Connect, Disconnect, Packet, Properties, QoS, Version, encode};
 use crate::routes::RouteSource;
 use crate::store::{MessageStore, Queued};
 use crate::uplink::Uplink;
@@ -71,6 +71,19 @@ enum Event {
     UpstreamDone(Vec<u64>),
     /// The uplink could not deliver these messages.
     UpstreamFailed(Vec<u64>),
+    /// Someone wants a snapshot.
+    Status(oneshot::Sender<Snapshot>),
+}
+
+/// The hub at one moment: the broker's status, and what the I/O side measured.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The broker's status.
+    pub broker: crate::broker::status::Status,
+    /// Since the hub started.
+    pub uptime: Duration,
+    /// How long batches of events took, commit included.
+    pub batches: crate::metrics::Histogram,
 }
 
 /// Why a direct method call got no answer.
@@ -110,6 +123,13 @@ impl Drop for CallGuard<'_> {
 }
 
 impl Handle {
+    /// A snapshot of the hub.
+    pub async fn snapshot(&self) -> Result<Snapshot, CallError> {
+        let (reply, snapshot) = oneshot::channel();
+        self.events.send(Event::Status(reply)).await.map_err(|_| CallError::Stopped)?;
+        snapshot.await.map_err(|_| CallError::Stopped)
+    }
+
     /// Calls method `name` of client `target` with `payload` (JSON) and waits up to
     /// `timeout` for its status and payload.
     pub async fn call(
@@ -142,6 +162,10 @@ pub struct Listeners {
     pub tls: Option<(TcpListener, TlsAcceptor)>,
     /// HTTPS (direct methods), with its acceptor.
     pub https: Option<(TcpListener, TlsAcceptor)>,
+    /// The admin API's socket (path, listener), with the principals besides the hub's user.
+    pub admin: Option<(std::path::PathBuf, tokio::net::UnixListener, Vec<outpost_rpc::Principal>)>,
+    /// Prometheus metrics.
+    pub metrics: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -150,6 +174,8 @@ impl std::fmt::Debug for Listeners {
             .field("plain", &self.plain)
             .field("tls", &self.tls.is_some())
             .field("https", &self.https.is_some())
+            .field("admin", &self.admin.as_ref().map(|a| &a.0))
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -227,10 +253,21 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
             }
         });
     }
+    let handle = || Handle { events: events_tx.clone(), next_call: Arc::new(AtomicU64::new(1)) };
+    if let Some((path, listener, principals)) = listeners.admin {
+        let (handle, stop) = (handle(), shutdown.clone());
+        tracker.spawn(async move {
+            if let Err(e) = crate::admin::serve(&path, listener, principals, handle, stop).await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+    }
+    if let Some(listener) = listeners.metrics {
+        tracker.spawn(crate::metrics::serve(listener, handle(), shutdown.clone()));
+    }
     let https = match (listeners.https, device) {
         (Some(https), Some(device)) => {
-            let handle = Handle { events: events_tx.clone(), next_call: Arc::new(AtomicU64::new(1)) };
-            let context = crate::https::Context { authenticator: authenticator.clone(), handle, device };
+            let context = crate::https::Context { authenticator: authenticator.clone(), handle: handle(), device };
             Some((https, Arc::new(context)))
         }
         _ => None,
@@ -296,6 +333,8 @@ async fn handshake(
 struct Peers {
     connections: HashMap<ConnId, (mpsc::Sender<Outbound>, Option<Version>)>,
     calls: HashMap<CallId, Reply>,
+    started: Option<std::time::Instant>,
+    batches: crate::metrics::Histogram,
 }
 
 /// Applies one event to the broker.
@@ -320,6 +359,10 @@ fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Ve
             }
         }
         Event::UpstreamDone(seqs) => broker.upstream_done(&seqs),
+        Event::Status(reply) => {
+            let uptime = peers.started.map(|s| s.elapsed()).unwrap_or_default();
+            let _ = reply.send(Snapshot { broker: broker.status(), uptime, batches: peers.batches.clone() });
+        }
         Event::UpstreamFailed(seqs) => broker.upstream_failed(&seqs),
         Event::Open(conn, tx) => {
             peers.connections.insert(conn, (tx, None));
@@ -357,7 +400,7 @@ pub(crate) fn now() -> u64 {
 const EXPIRY_SWEEP: Duration = Duration::from_secs(30);
 
 async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upstream_ready: Arc<tokio::sync::Notify>) {
-    let mut peers = Peers::default();
+    let mut peers = Peers { started: Some(std::time::Instant::now()), ..Peers::default() };
     let mut actions = Vec::new();
     let mut frame = BytesMut::with_capacity(64 * 1024);
     let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
@@ -376,6 +419,7 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
             }
             _ = sweep.tick() => true,
         };
+        let began = std::time::Instant::now();
         broker.set_now(now());
         if swept {
             broker.expire();
@@ -400,10 +444,18 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
                         continue;
                     }
                     let bytes = frame.split().freeze();
-                    if tx.try_send(Outbound::Bytes(bytes)).is_err() {
-                        tracing::warn!(conn, "client does not read its messages; disconnecting it");
-                        let _ = tx.try_send(Outbound::Close);
-                        peers.connections.remove(&conn);
+                    match tx.try_send(Outbound::Bytes(bytes)) {
+                        Ok(()) => {}
+                        // A QoS 0 message may be dropped for a subscriber that falls behind.
+                        Err(mpsc::error::TrySendError::Full(_)) if matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce) =>
+                        {
+                            broker.dropped_for_slow_subscriber();
+                        }
+                        Err(_) => {
+                            tracing::warn!(conn, "client does not read its messages; disconnecting it");
+                            let _ = tx.try_send(Outbound::Close);
+                            peers.connections.remove(&conn);
+                        }
                     }
                 }
                 Action::Close(conn) => {
@@ -418,6 +470,7 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
                 }
             }
         }
+        peers.batches.observe(began.elapsed());
     }
 }
 
