@@ -1,7 +1,8 @@
 """An IoT Edge module built with the official Azure IoT SDK (azure-iot-device), talking to
 outpost-hub: create_from_edge_environment() gets its token and the trust bundle from the
-workload API, connects over MQTT/TLS 1.2 to IOTEDGE_GATEWAYHOSTNAME:8883, and sends one JSON
-message to output `temperatureOutput`. Prints "sent" on success."""
+workload API, connects over MQTT/TLS 1.2 to IOTEDGE_GATEWAYHOSTNAME:8883 (or, with the
+argument "websockets", over MQTT over WebSockets on 443), and sends one JSON message to output
+`temperatureOutput` (with the property transport=tcp|websockets). Prints "sent" on success."""
 
 import sys
 
@@ -20,12 +21,14 @@ def shutdown(client):
 
 
 def main() -> int:
-    client = IoTHubModuleClient.create_from_edge_environment(connection_retry=False)
+    websockets = sys.argv[1:] == ["websockets"]
+    client = IoTHubModuleClient.create_from_edge_environment(connection_retry=False, websockets=websockets)
     client.connect()
     message = Message('{"machine": {"temperature": 42.5}}')
     message.content_type = "application/json"
     message.content_encoding = "utf-8"
     message.custom_properties["source"] = "sdk"
+    message.custom_properties["transport"] = "websockets" if websockets else "tcp"
     client.send_message_to_output(message, "temperatureOutput")
     shutdown(client)
     print("sent")

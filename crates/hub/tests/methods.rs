@@ -1,7 +1,8 @@
 //! Direct methods over the hub's HTTPS endpoint, with curl as the caller and rumqttc as the
 //! target module (tokens from a real outpost-identityd): answers come back with their status
 //! and payload; a silent target times out with 504, an absent one is 404; missing or
-//! mismatched credentials, bad bodies, wrong verbs and paths get IoT Hub's errors.
+//! mismatched credentials, bad bodies, wrong verbs and paths get IoT Hub's errors; WebSocket
+//! upgrades with another subprotocol or version are refused.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,12 +21,20 @@ fn free_port() -> u16 {
 
 /// POSTs `body` to `path` with `headers`; returns the status and the JSON answer.
 fn post(port: u16, path: &str, headers: &[String], body: &str) -> (u16, serde_json::Value) {
+    request(port, "POST", path, headers, Some(body))
+}
+
+/// Sends a request; returns the status and the JSON answer.
+fn request(port: u16, method: &str, path: &str, headers: &[String], body: Option<&str>) -> (u16, serde_json::Value) {
     let mut command = Command::new("curl");
-    command.args(["-sk", "-X", "POST", "-w", "\n%{http_code}", "--max-time", "30"]);
+    command.args(["-sk", "-X", method, "-w", "\n%{http_code}", "--max-time", "30"]);
     for header in headers {
         command.args(["-H", header]);
     }
-    let out = command.args(["--data-binary", body]).arg(format!("https://127.0.0.1:{port}{path}")).output().unwrap();
+    if let Some(body) = body {
+        command.args(["--data-binary", body]);
+    }
+    let out = command.arg(format!("https://127.0.0.1:{port}{path}")).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let (answer, status) = text.rsplit_once('\n').unwrap();
     (status.parse().unwrap(), serde_json::from_str(answer).unwrap_or(serde_json::Value::Null))
@@ -108,6 +117,17 @@ async fn direct_methods_over_https() {
         let bad_token = post(https, path, &[auth("SharedAccessSignature sr=x&sig=y&se=1")], "{}");
         let bad_body = post(https, path, &caller_headers, r#"{"payload":1}"#);
         let elsewhere = post(https, "/devices/dev1/messages", &caller_headers, "{}");
+        // MQTT over WebSockets wants its subprotocol and version 13.
+        let upgrade = |protocol: &str, version: &str| {
+            let headers = ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+                .map(str::to_owned)
+                .into_iter()
+                .chain([format!("Sec-WebSocket-Protocol: {protocol}"), format!("Sec-WebSocket-Version: {version}")])
+                .collect::<Vec<_>>();
+            request(https, "GET", "/$iothub/websocket", &headers, None).0
+        };
+        assert_eq!(upgrade("chat", "13"), 400, "another subprotocol");
+        assert_eq!(upgrade("mqtt", "8"), 426, "another version");
         [echo, silent, absent, anonymous, forged, device, bad_token, bad_body, elsewhere]
     })
     .await

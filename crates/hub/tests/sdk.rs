@@ -2,8 +2,9 @@
 //! token and trust bundle from identityd's workload API, the hub's certificate issued by
 //! identityd; a message to an output observed by a plain MQTT client (mosquitto_sub) as a
 //! configured user; the module twin (GET, reported PATCH, a desired patch when the deployment
-//! changes); direct methods from one SDK module to another through the HTTPS endpoint on 443.
-//! One test, because it needs ports 8883 and 443 on loopback.
+//! changes); the same message over MQTT over WebSockets on 443; direct methods from one SDK
+//! module to another through the HTTPS endpoint on 443. One test, because it needs ports 8883
+//! and 443 on loopback.
 
 #![allow(clippy::unwrap_used)]
 
@@ -76,6 +77,7 @@ async fn azure_sdk_modules_use_outputs_twins_and_direct_methods_over_tls() {
     });
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = plain.local_addr().unwrap().port().to_string();
+    let watcher_port = port.clone();
     let hub_shutdown = shutdown.clone();
     let hub = tokio::spawn(async move { outpost_hub::run(config, plain, hub_shutdown).await });
 
@@ -111,6 +113,33 @@ async fn azure_sdk_modules_use_outputs_twins_and_direct_methods_over_tls() {
     assert!(topic.contains("%24.on=temperatureOutput"), "the output name: {topic}");
     assert!(topic.contains("source=sdk"), "the application property: {topic}");
     assert_eq!(body, r#"{"machine": {"temperature": 42.5}}"#);
+
+    // The same over MQTT over WebSockets (443, /$iothub/websocket).
+    let socket = identity.paths.workload_dir.join("pymod/workload.sock");
+    let generation = pymod.generation_id.to_string();
+    let port = watcher_port.clone();
+    let over_websockets = tokio::task::spawn_blocking(move || {
+        let mut watcher = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-u", "dashboard", "-P", "s3cret", "-i", "dash-ws"])
+            .args(["-C", "1", "-W", "60", "-v", "-t", "devices/dev1/modules/pymod/messages/events/#"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while watcher.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "nothing arrived over WebSockets");
+            let out = module_command(script, "pymod", &socket, &generation).arg("websockets").output().unwrap();
+            assert!(
+                out.status.success(),
+                "the SDK module failed over WebSockets:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8(watcher.wait_with_output().unwrap().stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(over_websockets.contains("transport=websockets"), "{over_websockets}");
 
     // The twin: GET with the deployment's desired properties, a reported PATCH, then a desired
     // patch when the deployment changes.

@@ -1,10 +1,13 @@
 //! The hub's HTTPS endpoint (443 by default, the port Azure's SDKs dial): module-to-module
 //! direct methods (`POST /twins/{d}/modules/{m}/methods`, the SDK's `invoke_method`),
-//! authenticated by the caller's SAS token in `Authorization`.
+//! authenticated by the caller's SAS token in `Authorization`, and MQTT over WebSockets
+//! (`GET /$iothub/websocket`, subprotocol `mqtt`), authenticated by its CONNECT as on 8883.
 //!
-//! - [`methods`]: requests and answers without I/O.
+//! - [`methods`]: requests and answers without I/O;
+//! - [`websocket`]: the WebSocket handshake and frames.
 
 pub mod methods;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ pub struct Context {
     pub handle: Handle,
     /// This device: only its modules may call.
     pub device: String,
+    /// Largest MQTT packet accepted (WebSocket frames may be twice that).
+    pub max_packet_size: usize,
 }
 
 /// How long a client may take to send its request head.
@@ -39,13 +44,21 @@ pub async fn serve_connection<S>(stream: S, context: Arc<Context>, shutdown: Can
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request| {
-        let context = context.clone();
-        async move { Ok::<_, std::convert::Infallible>(respond(request, &context).await) }
+    let stop = shutdown.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let (context, stop) = (context.clone(), stop.clone());
+        async move {
+            let response = if request.uri().path() == websocket::PATH {
+                upgrade(request, &context, stop)
+            } else {
+                respond(request, &context).await
+            };
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -64,6 +77,50 @@ fn json(status: u16, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Answers a WebSocket upgrade to MQTT and hands the upgraded connection to the broker.
+fn upgrade(mut request: Request<Incoming>, context: &Context, shutdown: CancellationToken) -> Response<Full<Bytes>> {
+    let header = |name: &str| header_text(&request, name).map(str::to_owned);
+    let refuse = |status: u16, message: &str| {
+        tracing::info!(status, reason = message, "WebSocket upgrade refused");
+        json(status, HttpError { status, code: u32::from(status) * 1000 + 1, message: message.into() }.body())
+    };
+    let upgrade_asked = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let Some(key) = header("sec-websocket-key").filter(|_| upgrade_asked && request.method() == Method::GET) else {
+        return refuse(400, "MQTT over WebSockets needs GET with Upgrade: websocket and Sec-WebSocket-Key");
+    };
+    if header("sec-websocket-version").as_deref() != Some("13") {
+        let mut response = refuse(426, "only WebSocket version 13 is spoken");
+        response.headers_mut().insert("sec-websocket-version", header::HeaderValue::from_static("13"));
+        return response;
+    }
+    let offered = header("sec-websocket-protocol").unwrap_or_default();
+    if !offered.split(',').any(|p| p.trim().eq_ignore_ascii_case("mqtt")) {
+        return refuse(400, "the WebSocket subprotocol must be mqtt");
+    }
+    let upgraded = hyper::upgrade::on(&mut request);
+    let handle = context.handle.clone();
+    let max = context.max_packet_size.saturating_mul(2);
+    tokio::spawn(async move {
+        match upgraded.await {
+            Ok(io) => {
+                let stream = websocket::WsStream::new(hyper_util::rt::TokioIo::new(io), max);
+                handle.serve_mqtt(stream, shutdown).await;
+            }
+            Err(e) => tracing::info!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, header::HeaderValue::from_static("Upgrade"));
+    headers.insert("sec-websocket-protocol", header::HeaderValue::from_static("mqtt"));
+    if let Ok(accept) = header::HeaderValue::from_str(&websocket::accept_key(&key)) {
+        headers.insert("sec-websocket-accept", accept);
+    }
     response
 }
 

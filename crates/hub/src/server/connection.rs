@@ -64,7 +64,8 @@ pub(super) async fn connection<S>(
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
     // Idle connections keep small buffers; busy ones grow them (see the read below).
-    let mut buf = BytesMut::with_capacity(256);
+    let mut read_size = 256;
+    let mut buf = BytesMut::with_capacity(read_size);
     let mut version: Option<Version> = None;
     let mut idle = CONNECT_TIMEOUT;
     let mut out = BytesMut::new();
@@ -73,11 +74,10 @@ pub(super) async fn connection<S>(
     // Credentials with an end (SAS tokens) end the connection when they expire.
     let mut expires: Option<tokio::time::Instant> = None;
     'outer: loop {
-        // A buffer that fills up doubles (up to 64 KiB at a time), so a busy connection reads
-        // in large chunks while an idle one keeps 256 bytes.
-        if buf.capacity() - buf.len() < 128 {
-            buf.reserve(buf.capacity().clamp(256, 64 * 1024));
-        }
+        // Reads start at 256 bytes and double (up to 64 KiB) each time one fills the room it
+        // had: a busy connection reads in large chunks, an idle one keeps a small buffer.
+        buf.reserve(read_size);
+        let room = buf.capacity() - buf.len();
         tokio::select! {
             () = shutdown.cancelled() => {
                 let bye = Disconnect { code: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() };
@@ -106,12 +106,16 @@ pub(super) async fn connection<S>(
                         tracing::debug!(conn, error = %e, "connection ended with an error");
                         break;
                     }
-                    Ok(Ok(_)) if disconnected => {
-                        // After DISCONNECT nothing counts; wait for the close.
-                        buf.clear();
-                        continue;
+                    Ok(Ok(n)) => {
+                        if n >= room {
+                            read_size = (read_size * 2).min(64 * 1024);
+                        }
+                        if disconnected {
+                            // After DISCONNECT nothing counts; wait for the close.
+                            buf.clear();
+                            continue;
+                        }
                     }
-                    Ok(Ok(_)) => {}
                 }
                 loop {
                     match decode(&buf, version, max_packet_size) {

@@ -105,6 +105,9 @@ pub enum CallError {
 pub struct Handle {
     events: mpsc::Sender<Event>,
     next_call: Arc<AtomicU64>,
+    next_conn: Arc<AtomicU64>,
+    max_packet_size: usize,
+    authenticator: Arc<Authenticator>,
 }
 
 /// Tells the broker a call is over when its caller stops waiting, however that happens.
@@ -123,6 +126,20 @@ impl Drop for CallGuard<'_> {
 }
 
 impl Handle {
+    /// Serves an MQTT connection on `stream` (from a listener other than the broker's own:
+    /// WebSockets) until it ends or `shutdown`.
+    pub async fn serve_mqtt<S>(&self, stream: S, shutdown: CancellationToken)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let context = Context { max_packet_size: self.max_packet_size, authenticator: self.authenticator.clone() };
+        connection(self.next_conn(), stream, context, self.events.clone(), shutdown).await;
+    }
+
+    fn next_conn(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// A snapshot of the hub.
     pub async fn snapshot(&self) -> Result<Snapshot, CallError> {
         let (reply, snapshot) = oneshot::channel();
@@ -253,7 +270,14 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
             }
         });
     }
-    let handle = || Handle { events: events_tx.clone(), next_call: Arc::new(AtomicU64::new(1)) };
+    let main = Handle {
+        events: events_tx.clone(),
+        next_call: Arc::new(AtomicU64::new(1)),
+        next_conn: Arc::new(AtomicU64::new(1)),
+        max_packet_size: limits.max_packet_size,
+        authenticator: authenticator.clone(),
+    };
+    let handle = || main.clone();
     if let Some((path, listener, principals)) = listeners.admin {
         let (handle, stop) = (handle(), shutdown.clone());
         tracker.spawn(async move {
@@ -267,24 +291,26 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
     }
     let https = match (listeners.https, device) {
         (Some(https), Some(device)) => {
-            let context = crate::https::Context { authenticator: authenticator.clone(), handle: handle(), device };
+            let context = crate::https::Context {
+                authenticator: authenticator.clone(),
+                handle: handle(),
+                device,
+                max_packet_size: limits.max_packet_size,
+            };
             Some((https, Arc::new(context)))
         }
         _ => None,
     };
-    let mut next: ConnId = 0;
     loop {
         let context = Context { max_packet_size: limits.max_packet_size, authenticator: authenticator.clone() };
         let (events, stop) = (events_tx.clone(), shutdown.clone());
+        let conn = main.next_conn();
         tokio::select! {
             () = shutdown.cancelled() => break,
             stream = accept(&listeners.plain) => {
-                next += 1;
-                tracker.spawn(connection(next, stream, context, events, stop));
+                tracker.spawn(connection(conn, stream, context, events, stop));
             }
             (stream, acceptor) = accept_tls(listeners.tls.as_ref()) => {
-                next += 1;
-                let conn = next;
                 tracker.spawn(async move {
                     if let Some(tls) = handshake(conn, acceptor, stream).await {
                         connection(conn, tls, context, events, stop).await;
@@ -292,8 +318,6 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
                 });
             }
             (stream, acceptor) = accept_tls(https.as_ref().map(|h| &h.0)) => {
-                next += 1;
-                let conn = next;
                 let https = https.as_ref().map(|h| h.1.clone());
                 tracker.spawn(async move {
                     if let (Some(tls), Some(https)) = (handshake(conn, acceptor, stream).await, https) {
@@ -304,7 +328,7 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
         }
     }
     // The broker task ends when every sender of events is gone.
-    drop((events_tx, https));
+    drop((events_tx, https, main));
     tracker.close();
     tracker.wait().await;
     Ok(())
