@@ -134,10 +134,15 @@ impl Client {
             tokio::task::yield_now().await;
             // Collect acknowledgements until the window has room again (or all are in).
             while qos == QoS::AtLeastOnce && (inflight >= window || (sent == count && inflight > 0)) {
-                match self.decoded()? {
-                    Some(Packet::PubAck(_)) => inflight -= 1,
-                    Some(_) => {}
-                    None => self.fill().await?,
+                // Take every acknowledgement already read before deciding to read more, so
+                // that the next write carries as many messages as the window allows.
+                let mut took = false;
+                while let Some(packet) = self.decoded()? {
+                    took = true;
+                    inflight -= usize::from(matches!(packet, Packet::PubAck(_)));
+                }
+                if !took {
+                    self.fill().await?;
                 }
             }
         }

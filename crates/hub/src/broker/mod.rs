@@ -11,6 +11,7 @@ pub mod session;
 pub mod status;
 pub mod subscriptions;
 mod upstream;
+mod wills;
 
 #[cfg(test)]
 mod queue_tests;
@@ -82,7 +83,8 @@ struct Connection {
     client_id: String,
     access: Access,
     version: Version,
-    will: Option<Will>,
+    /// Boxed: most connections have none, and a will's properties are large.
+    will: Option<Box<Will>>,
     aliases: HashMap<u16, String>,
 }
 
@@ -108,6 +110,8 @@ pub struct Broker {
     now: u64,
     calls: HashMap<String, methods::Pending>,
     counters: Counters,
+    /// Delayed wills by client id: when they are due, and the will.
+    pending_wills: HashMap<String, (u64, Will)>,
 }
 
 fn protocol_close(conn: ConnId, version: Version, code: u8, why: &str, out: &mut Vec<Action>) {
@@ -187,18 +191,6 @@ impl Broker {
     /// it disconnected normally, and a session that ends with its connection is removed.
     pub fn closed(&mut self, conn: ConnId, out: &mut Vec<Action>) {
         let Some(connection) = self.connections.remove(&conn) else { return };
-        if let Some(will) = connection.will {
-            let publish = Publish {
-                dup: false,
-                qos: will.qos,
-                retain: will.retain,
-                topic: will.topic,
-                packet_id: None,
-                payload: will.payload,
-                properties: will.properties,
-            };
-            self.route(&connection.client_id, publish, out);
-        }
         let ends = match self.sessions.get_mut(&connection.client_id) {
             Some(session) if session.connection == Some(conn) => {
                 session.connection = None;
@@ -206,6 +198,9 @@ impl Broker {
             }
             _ => false,
         };
+        if let Some(will) = connection.will {
+            self.will_of(&connection.client_id, *will, ends, out);
+        }
         if ends {
             self.end_session(&connection.client_id);
         }
@@ -263,9 +258,11 @@ impl Broker {
                     out,
                 );
             }
-            // The old connection's will is published, as for any end without DISCONNECT.
+            // The old connection's will is published, as for any end without DISCONNECT
+            // (an MQTT 5 will with a delay is dropped just below: the client is back).
             self.closed(old, out);
         }
+        self.cancel_will(&client_id);
         let ends_with_connection = match version {
             Version::V311 => connect.clean_start,
             Version::V5 => connect.properties.session_expiry_interval.unwrap_or(0) == 0,
@@ -283,7 +280,13 @@ impl Broker {
         session.ends_with_connection = ends_with_connection;
         self.connections.insert(
             conn,
-            Connection { client_id: client_id.clone(), access, version, will: connect.will, aliases: HashMap::new() },
+            Connection {
+                client_id: client_id.clone(),
+                access,
+                version,
+                will: connect.will.map(Box::new),
+                aliases: HashMap::new(),
+            },
         );
         let mut properties = Properties::default();
         if version == Version::V5 {

@@ -153,6 +153,53 @@ fn wills_are_published_on_abnormal_close_only() {
 }
 
 #[test]
+fn delayed_wills_wait_and_are_dropped_when_the_client_returns() {
+    let mut b = Broker::new(Limits::default());
+    b.set_now(100);
+    run(&mut b, 9, connect("watcher", true, Version::V5));
+    run(&mut b, 9, subscribe("wills/#", QoS::AtMostOnce));
+    let with_will = |persistent: bool| {
+        let mut c = connect("dev", !persistent, Version::V5);
+        if let Packet::Connect(c) = &mut c {
+            c.will = Some(Will {
+                topic: "wills/dev".into(),
+                payload: Bytes::from_static(b"gone"),
+                qos: QoS::AtMostOnce,
+                retain: false,
+                properties: Properties { will_delay_interval: Some(10), ..Default::default() },
+            });
+        }
+        c
+    };
+    let fired = |b: &mut Broker, now: u64| {
+        b.set_now(now);
+        let mut out = Vec::new();
+        b.fire_wills(&mut out);
+        deliveries(&out, 9)
+    };
+    // Gone at 100, back at 106: nothing is published.
+    run(&mut b, 1, with_will(true));
+    let mut out = Vec::new();
+    b.closed(1, &mut out);
+    assert!(deliveries(&out, 9).is_empty(), "delayed");
+    assert!(fired(&mut b, 105).is_empty());
+    b.set_now(106);
+    run(&mut b, 2, with_will(true));
+    assert!(fired(&mut b, 111).is_empty(), "cancelled by the return");
+    // Gone at 111 for good: published at 121, without the will-only property.
+    b.closed(2, &mut out);
+    assert!(fired(&mut b, 120).is_empty());
+    let will = fired(&mut b, 121);
+    assert_eq!(will.len(), 1);
+    assert_eq!(will[0].properties.will_delay_interval, None);
+    // A session that ends with its connection sends the will at once.
+    run(&mut b, 3, with_will(false));
+    let mut out = Vec::new();
+    b.closed(3, &mut out);
+    assert_eq!(deliveries(&out, 9).len(), 1, "the session ended");
+}
+
+#[test]
 fn qos2_is_routed_once_however_often_it_is_resent() {
     let mut b = Broker::new(Limits::default());
     run(&mut b, 1, connect("s", true, Version::V311));

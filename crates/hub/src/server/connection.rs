@@ -72,7 +72,8 @@ pub(super) async fn connection<S>(
     let mut reading = true;
     let mut disconnected = false;
     // Credentials with an end (SAS tokens) end the connection when they expire.
-    let mut expires: Option<tokio::time::Instant> = None;
+    // Boxed: only IoT Hub identities have one.
+    let mut expires: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     'outer: loop {
         // Reads start at 256 bytes and double (up to 64 KiB) each time one fills the room it
         // had: a busy connection reads in large chunks, an idle one keeps a small buffer.
@@ -87,7 +88,7 @@ pub(super) async fn connection<S>(
                 }
                 break;
             }
-            () = async { if let Some(at) = expires { tokio::time::sleep_until(at).await } }, if expires.is_some() => {
+            () = async { if let Some(at) = expires.as_mut() { at.await } }, if expires.is_some() => {
                 tracing::info!(conn, "credentials expired; closing");
                 if version == Some(Version::V5) && frame(&mut out, expired(), Version::V5) {
                     let _ = writer.write_all(&out).await;
@@ -129,7 +130,8 @@ pub(super) async fn connection<S>(
                                     match Box::pin(context.authenticator.authenticate(&c, now())).await {
                                         Ok(admitted) => {
                                             expires = admitted.expires_at.map(|at| {
-                                                tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now()))
+                                                let at = tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now()));
+                                                Box::pin(tokio::time::sleep_until(at))
                                             });
                                             Event::Connect(conn, c, admitted.access)
                                         }

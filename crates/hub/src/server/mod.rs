@@ -427,8 +427,10 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
     let mut peers = Peers { started: Some(std::time::Instant::now()), ..Peers::default() };
     let mut actions = Vec::new();
     let mut frame = BytesMut::with_capacity(64 * 1024);
-    let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A tick a second for delayed wills; queues are swept every EXPIRY_SWEEP.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = std::time::Instant::now();
     // Events are handled in batches: everything already queued, then one commit of the store
     // (one fsync for the batch), then the packets the batch produced — so no acknowledgement
     // leaves before what it acknowledges is on disk.
@@ -441,11 +443,13 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
                 }
                 false
             }
-            _ = sweep.tick() => true,
+            _ = tick.tick() => last_sweep.elapsed() >= EXPIRY_SWEEP,
         };
         let began = std::time::Instant::now();
         broker.set_now(now());
+        broker.fire_wills(&mut actions);
         if swept {
+            last_sweep = began;
             broker.expire();
         }
         for event in batch.drain(..) {
