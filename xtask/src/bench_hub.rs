@@ -65,9 +65,17 @@ fn generate(generator: &Path, args: &[String]) -> anyhow::Result<serde_json::Val
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// Median deliveries per second of three `fan` runs.
-fn fan(generator: &Path, port: u16, publishers: u32, subscribers: u32, messages: u32, qos: u8) -> anyhow::Result<f64> {
-    let mut rates = Vec::new();
+/// Median deliveries per second of three `fan` runs, and the messages lost in all three
+/// (a broker may drop QoS 0 messages for a subscriber that falls behind).
+fn fan(
+    generator: &Path,
+    port: u16,
+    publishers: u32,
+    subscribers: u32,
+    messages: u32,
+    qos: u8,
+) -> anyhow::Result<(f64, u64)> {
+    let (mut rates, mut lost) = (Vec::new(), 0);
     for _ in 0..3 {
         let args = ["fan", &port.to_string(), &publishers.to_string(), &subscribers.to_string()]
             .map(str::to_owned)
@@ -76,8 +84,9 @@ fn fan(generator: &Path, port: u16, publishers: u32, subscribers: u32, messages:
             .collect::<Vec<_>>();
         let result = generate(generator, &args)?;
         rates.push(result["rate"].as_f64().context("no rate in the load generator's output")?);
+        lost += result["lost"].as_u64().unwrap_or(0);
     }
-    Ok(median(rates))
+    Ok((median(rates), lost))
 }
 
 /// KiB the broker's RSS grows by per connection, with `count` idle connections.
@@ -132,7 +141,11 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("user root\nlistener {mosquitto_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        // The hub's limits: 100 QoS 1/2 messages in flight and 10,000 queued per client.
+        format!(
+            "user root\nlistener {mosquitto_port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_inflight_messages 100\nmax_queued_messages 10000\n"
+        ),
     )?;
     let hub_port = free_port()?;
     let hub_conf = dir.path().join("hub.toml");
@@ -184,11 +197,15 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     ];
     for (label, publishers, subscribers, count, qos) in fans {
         eprintln!("{label}");
-        let mut rates = [0.0; 2];
+        let (mut rates, mut lost) = ([0.0; 2], [0.0; 2]);
         for (i, broker) in brokers.iter().enumerate() {
-            rates[i] = fan(&generator, broker.port, publishers, subscribers, count, qos)?;
+            let (rate, missing) = fan(&generator, broker.port, publishers, subscribers, count, qos)?;
+            (rates[i], lost[i]) = (rate, missing as f64);
         }
         rows.push((format!("{label} (deliveries/s, median of 3)"), rates, 0));
+        if lost.iter().any(|l| *l > 0.0) {
+            rows.push((format!("{label}: messages lost in the 3 runs"), lost, 0));
+        }
     }
     for qos in [0u8, 1] {
         eprintln!("latency, QoS {qos}");

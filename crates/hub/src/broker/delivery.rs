@@ -77,7 +77,7 @@ impl Broker {
             self.durable.put(client_id, seq, &message);
         }
         match connected {
-            Some(conn) if session.queue.is_empty() && session.inflight.len() < limits.max_inflight => {
+            Some(conn) if session.queue.is_empty() && session.inflight.len() < session.window => {
                 let Some(id) = session.next_packet_id() else { return };
                 let mut publish = message.publish;
                 publish.packet_id = Some(id);
@@ -96,10 +96,10 @@ impl Broker {
 
     /// Sends queued messages while the window allows, dropping expired ones.
     pub(super) fn flush(&mut self, client_id: &str, out: &mut Vec<Action>) {
-        let (limits, now) = (self.limits, self.now);
+        let now = self.now;
         let Some(session) = self.sessions.get_mut(client_id) else { return };
         let Some(conn) = session.connection else { return };
-        while session.inflight.len() < limits.max_inflight {
+        while session.inflight.len() < session.window {
             let Some(((priority, seq), (stored, message))) = session.queue.pop_first() else { break };
             if message.expires_at.is_some_and(|at| at <= now) {
                 self.counters.expired += 1;

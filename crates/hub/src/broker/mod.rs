@@ -278,6 +278,8 @@ impl Broker {
         session.connection = Some(conn);
         session.version = version;
         session.ends_with_connection = ends_with_connection;
+        let receive_maximum = connect.properties.receive_maximum.map_or(usize::from(u16::MAX), usize::from);
+        session.window = self.limits.max_inflight.min(receive_maximum);
         self.connections.insert(
             conn,
             Connection {

@@ -44,6 +44,9 @@ pub struct Session {
     pub connection: Option<ConnId>,
     /// Whether it ends with its connection (clean session / session expiry 0).
     pub ends_with_connection: bool,
+    /// QoS 1/2 deliveries it may have in flight: the broker's limit, or less if the client's
+    /// MQTT 5 Receive Maximum says so.
+    pub window: usize,
     next_packet_id: u16,
 }
 
@@ -60,6 +63,7 @@ impl Session {
             awaiting_release: BTreeSet::new(),
             connection: None,
             ends_with_connection,
+            window: usize::from(u16::MAX),
             next_packet_id: 0,
         }
     }

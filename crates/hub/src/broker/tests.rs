@@ -345,3 +345,22 @@ fn direct_methods_reach_listening_clients_and_their_answers_come_back() {
     let out = run(&mut b, 1, publish("$iothub/methods/res/200/?$rid=8", QoS::AtMostOnce, None, ""));
     assert!(!out.iter().any(|a| matches!(a, Action::MethodAnswer { .. })));
 }
+
+#[test]
+fn a_v5_clients_receive_maximum_bounds_its_deliveries_in_flight() {
+    let mut b = Broker::new(Limits::default());
+    let mut c = connect("slow", true, Version::V5);
+    if let Packet::Connect(c) = &mut c {
+        c.properties.receive_maximum = Some(2);
+    }
+    run(&mut b, 1, c);
+    run(&mut b, 1, subscribe("t", QoS::AtLeastOnce));
+    run(&mut b, 2, connect("pub", true, Version::V311));
+    let mut sent = Vec::new();
+    for id in 1..=5 {
+        sent.extend(deliveries(&run(&mut b, 2, publish("t", QoS::AtLeastOnce, Some(id), "m")), 1));
+    }
+    assert_eq!(sent.len(), 2, "two in flight at most");
+    let more = run(&mut b, 1, Packet::PubAck(Ack::ok(sent[0].packet_id.unwrap())));
+    assert_eq!(deliveries(&more, 1).len(), 1, "one acknowledged, one more sent");
+}

@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, OUTBOUND_QUEUE, Outbound, now};
+use super::outbox::Outbox;
+use super::{Event, now};
 use crate::auth::Authenticator;
 use crate::broker::session::ConnId;
 use crate::mqtt::{ConnAck, Disconnect, ErrorKind, Packet, Properties, Version, decode, encode, reason};
@@ -58,8 +59,8 @@ pub(super) async fn connection<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let max_packet_size = context.max_packet_size;
-    let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
-    if Box::pin(events.send(Event::Open(conn, tx))).await.is_err() {
+    let outbox = Arc::new(Outbox::default());
+    if Box::pin(events.send(Event::Open(conn, outbox.clone()))).await.is_err() {
         return;
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -75,6 +76,7 @@ pub(super) async fn connection<S>(
     // Boxed: only IoT Hub identities have one.
     let mut expires: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     'outer: loop {
+        out.clear();
         // Reads start at 256 bytes and double (up to 64 KiB) each time one fills the room it
         // had: a busy connection reads in large chunks, an idle one keeps a small buffer.
         buf.reserve(read_size);
@@ -187,22 +189,9 @@ pub(super) async fn connection<S>(
                     }
                 }
             }
-            outbound = rx.recv() => {
-                out.clear();
-                let mut close = false;
-                let mut next = outbound;
-                // Coalesce what is queued into one write.
-                loop {
-                    match next {
-                        Some(Outbound::Bytes(bytes)) => out.extend_from_slice(&bytes),
-                        Some(Outbound::Close) | None => { close = true; break; }
-                    }
-                    if out.len() > 64 * 1024 { break; }
-                    match rx.try_recv() {
-                        Ok(item) => next = Some(item),
-                        Err(_) => break,
-                    }
-                }
+            more = outbox.take(&mut out, 64 * 1024) => {
+                // Everything queued, coalesced into one write; `false`: the broker closed us.
+                let close = !more;
                 // TLS buffers what it encrypts: flush, or an acknowledgement can sit unsent.
                 if !out.is_empty() && (writer.write_all(&out).await.is_err() || writer.flush().await.is_err()) {
                     break;

@@ -5,6 +5,7 @@
 //! of the hub (the HTTPS endpoint) reach the broker through a [`Handle`].
 
 mod connection;
+mod outbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,11 +34,6 @@ const BATCH: usize = 256;
 /// Frames queued per connection before a slow reader is disconnected.
 const OUTBOUND_QUEUE: usize = 4096;
 
-enum Outbound {
-    Bytes(Bytes),
-    Close,
-}
-
 /// Where a call's answer goes: the target's status and payload, or why it was not delivered.
 type Reply = oneshot::Sender<Result<(i32, Bytes), CallRefused>>;
 
@@ -52,7 +48,7 @@ struct Call {
 
 #[allow(clippy::large_enum_variant)] // v5 properties inline; a compact form comes with the store
 enum Event {
-    Open(ConnId, mpsc::Sender<Outbound>),
+    Open(ConnId, Arc<outbox::Outbox>),
     Connect(ConnId, Box<Connect>, Access),
     Packet(ConnId, Packet),
     /// The connection broke the protocol after its CONNECT: answered in order (after the
@@ -355,7 +351,7 @@ async fn handshake(
 /// The broker task's view of the outside: connections and calls waiting for an answer.
 #[derive(Default)]
 struct Peers {
-    connections: HashMap<ConnId, (mpsc::Sender<Outbound>, Option<Version>)>,
+    connections: HashMap<ConnId, (Arc<outbox::Outbox>, Option<Version>)>,
     calls: HashMap<CallId, Reply>,
     started: Option<std::time::Instant>,
     batches: crate::metrics::Histogram,
@@ -465,30 +461,31 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
         for action in actions.drain(..) {
             match action {
                 Action::Send(conn, packet) => {
-                    let Some((tx, version)) = peers.connections.get(&conn) else { continue };
+                    let Some((outbox, version)) = peers.connections.get(&conn) else { continue };
                     if let Err(e) = encode(&packet, version.unwrap_or(Version::V311), &mut frame) {
                         tracing::warn!(conn, error = %e, "cannot encode a packet; dropped");
                         frame.clear();
                         continue;
                     }
                     let bytes = frame.split().freeze();
-                    match tx.try_send(Outbound::Bytes(bytes)) {
+                    match outbox.push(bytes, OUTBOUND_QUEUE) {
                         Ok(()) => {}
                         // A QoS 0 message may be dropped for a subscriber that falls behind.
-                        Err(mpsc::error::TrySendError::Full(_)) if matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce) =>
+                        Err(outbox::Refused::Full) if matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce) =>
                         {
                             broker.dropped_for_slow_subscriber();
                         }
-                        Err(_) => {
+                        Err(outbox::Refused::Full) => {
                             tracing::warn!(conn, "client does not read its messages; disconnecting it");
-                            let _ = tx.try_send(Outbound::Close);
+                            outbox.close();
                             peers.connections.remove(&conn);
                         }
+                        Err(outbox::Refused::Closed) => {}
                     }
                 }
                 Action::Close(conn) => {
-                    if let Some((tx, _)) = peers.connections.remove(&conn) {
-                        let _ = tx.try_send(Outbound::Close);
+                    if let Some((outbox, _)) = peers.connections.remove(&conn) {
+                        outbox.close();
                     }
                 }
                 Action::MethodAnswer { call, status, payload } => {
