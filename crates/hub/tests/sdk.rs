@@ -45,6 +45,37 @@ fn module_command(script: &str, module: &str, socket: &std::path::Path, generati
     command
 }
 
+/// Runs the SDK module script (with `arg`) until a dashboard subscribed through the plain
+/// listener on `port` sees its message (the subscription's start is not observable); the
+/// dashboard's line.
+async fn sent_and_seen(port: &str, socket: &std::path::Path, generation: &str, arg: Option<&str>) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/sdk_hub_module.py");
+    let (port, socket, generation, arg) =
+        (port.to_owned(), socket.to_owned(), generation.to_owned(), arg.map(str::to_owned));
+    tokio::task::spawn_blocking(move || {
+        let mut watcher = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-u", "dashboard", "-P", "s3cret"])
+            .args(["-C", "1", "-W", "60", "-v", "-t", "devices/dev1/modules/pymod/messages/events/#"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while watcher.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the SDK's message never arrived ({arg:?})");
+            let out = module_command(script, "pymod", &socket, &generation).args(arg.as_slice()).output().unwrap();
+            assert!(
+                out.status.success(),
+                "the SDK module failed ({arg:?}):\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8(watcher.wait_with_output().unwrap().stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_sdk_modules_use_outputs_twins_and_direct_methods_over_tls() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,68 +108,20 @@ async fn azure_sdk_modules_use_outputs_twins_and_direct_methods_over_tls() {
     });
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = plain.local_addr().unwrap().port().to_string();
-    let watcher_port = port.clone();
     let hub_shutdown = shutdown.clone();
     let hub = tokio::spawn(async move { outpost_hub::run(config, plain, hub_shutdown).await });
 
+    // The SDK module sends one message, over TCP (8883) and then over MQTT over WebSockets
+    // (443, /$iothub/websocket); a dashboard watches.
     let socket = identity.paths.workload_dir.join("pymod/workload.sock");
     let generation = pymod.generation_id.to_string();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/sdk_hub_module.py");
-    let result = tokio::task::spawn_blocking(move || {
-        let mut watcher = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-u", "dashboard", "-P", "s3cret", "-i", "dash"])
-            .args(["-C", "1", "-W", "60", "-v", "-t", "devices/dev1/modules/pymod/messages/events/#"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The SDK sends one message; repeat the module until the watcher (whose subscription
-        // start is not observable) has it.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while watcher.try_wait().unwrap().is_none() {
-            assert!(std::time::Instant::now() < deadline, "the SDK's message never arrived");
-            let out = module_command(script, "pymod", &socket, &generation).output().unwrap();
-            assert!(
-                out.status.success(),
-                "the SDK module failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        String::from_utf8(watcher.wait_with_output().unwrap().stdout).unwrap()
-    })
-    .await
-    .unwrap();
-    let (topic, body) = result.trim().split_once(' ').unwrap();
+    let over_tcp = sent_and_seen(&port, &socket, &generation, None).await;
+    let (topic, body) = over_tcp.trim().split_once(' ').unwrap();
     assert!(topic.starts_with("devices/dev1/modules/pymod/messages/events/"), "{topic}");
     assert!(topic.contains("%24.on=temperatureOutput"), "the output name: {topic}");
-    assert!(topic.contains("source=sdk"), "the application property: {topic}");
+    assert!(topic.contains("source=sdk") && topic.contains("transport=tcp"), "the application properties: {topic}");
     assert_eq!(body, r#"{"machine": {"temperature": 42.5}}"#);
-
-    // The same over MQTT over WebSockets (443, /$iothub/websocket).
-    let socket = identity.paths.workload_dir.join("pymod/workload.sock");
-    let generation = pymod.generation_id.to_string();
-    let port = watcher_port.clone();
-    let over_websockets = tokio::task::spawn_blocking(move || {
-        let mut watcher = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-u", "dashboard", "-P", "s3cret", "-i", "dash-ws"])
-            .args(["-C", "1", "-W", "60", "-v", "-t", "devices/dev1/modules/pymod/messages/events/#"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while watcher.try_wait().unwrap().is_none() {
-            assert!(std::time::Instant::now() < deadline, "nothing arrived over WebSockets");
-            let out = module_command(script, "pymod", &socket, &generation).arg("websockets").output().unwrap();
-            assert!(
-                out.status.success(),
-                "the SDK module failed over WebSockets:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        String::from_utf8(watcher.wait_with_output().unwrap().stdout).unwrap()
-    })
-    .await
-    .unwrap();
+    let over_websockets = sent_and_seen(&port, &socket, &generation, Some("websockets")).await;
     assert!(over_websockets.contains("transport=websockets"), "{over_websockets}");
 
     // The twin: GET with the deployment's desired properties, a reported PATCH, then a desired

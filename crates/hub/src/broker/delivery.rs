@@ -4,7 +4,7 @@
 //! (route TTL, MQTT 5 message expiry) are dropped instead of delivered, and the remaining
 //! expiry interval is what a subscriber sees.
 
-use super::session::Outgoing;
+use super::session::{ConnId, Outgoing, Session};
 use super::{Action, Broker};
 use crate::mqtt::{Packet, Publish, QoS};
 use crate::store::{DEFAULT_PRIORITY, Queued};
@@ -31,6 +31,24 @@ pub struct Counters {
     pub routed_upstream: u64,
     /// Messages the uplink confirmed.
     pub upstream_sent: u64,
+}
+
+/// Puts `publish` in flight to `session` on `conn` as packet `id`; `stored`: its store
+/// sequence number, forgotten when the delivery completes.
+fn start(
+    session: &mut Session,
+    conn: ConnId,
+    id: u16,
+    mut publish: Publish,
+    stored: Option<u64>,
+    out: &mut Vec<Action>,
+) {
+    publish.packet_id = Some(id);
+    if let Some(seq) = stored {
+        session.stored.insert(id, (seq, crate::store::weight(&publish)));
+    }
+    session.inflight.insert(id, Outgoing::Sent(publish.clone()));
+    out.push(Action::Send(conn, Packet::Publish(publish)));
 }
 
 impl Broker {
@@ -76,19 +94,14 @@ impl Broker {
         if stored {
             self.durable.put(client_id, seq, &message);
         }
-        match connected {
-            Some(conn) if session.queue.is_empty() && session.inflight.len() < session.window => {
-                let Some(id) = session.next_packet_id() else { return };
-                let mut publish = message.publish;
-                publish.packet_id = Some(id);
-                if stored {
-                    session.stored.insert(id, (seq, crate::store::weight(&publish)));
-                }
-                session.inflight.insert(id, Outgoing::Sent(publish.clone()));
+        // At once when nothing waits before it and the window has room; else in the queue.
+        let at_once = connected.filter(|_| session.queue.is_empty() && session.inflight.len() < session.window);
+        match at_once.and_then(|conn| session.next_packet_id().map(|id| (conn, id))) {
+            Some((conn, id)) => {
+                start(session, conn, id, message.publish, stored.then_some(seq), out);
                 self.counters.delivered += 1;
-                out.push(Action::Send(conn, Packet::Publish(publish)));
             }
-            _ => {
+            None => {
                 session.queue.insert((message.priority, seq), (stored, message));
             }
         }
@@ -117,13 +130,8 @@ impl Broker {
                 // What a subscriber sees is what is left of the interval.
                 publish.properties.message_expiry_interval = Some(u32::try_from(at - now).unwrap_or(u32::MAX));
             }
-            publish.packet_id = Some(id);
-            if stored {
-                session.stored.insert(id, (seq, crate::store::weight(&publish)));
-            }
-            session.inflight.insert(id, Outgoing::Sent(publish.clone()));
+            start(session, conn, id, publish, stored.then_some(seq), out);
             self.counters.delivered += 1;
-            out.push(Action::Send(conn, Packet::Publish(publish)));
         }
     }
 

@@ -31,6 +31,19 @@ fn module(b: &mut Broker, conn: ConnId, name: &str, version: Version, out: &mut 
     b.connect(conn, connect, access, out);
 }
 
+fn v5(client_id: &str, clean: bool, session_expiry: Option<u32>) -> Packet {
+    Packet::Connect(Box::new(Connect {
+        version: Version::V5,
+        client_id: client_id.into(),
+        clean_start: clean,
+        keep_alive: 60,
+        username: None,
+        password: None,
+        will: None,
+        properties: Properties { session_expiry_interval: session_expiry, ..Default::default() },
+    }))
+}
+
 fn output(name: &str, qos: QoS, id: Option<u16>, body: &str) -> Packet {
     Packet::Publish(Publish {
         dup: false,
@@ -198,20 +211,7 @@ fn mqtt5_message_expiry_counts_down_while_queued() {
     let mut b = Broker::new(Limits::default());
     b.set_now(500);
     let mut out = Vec::new();
-    b.handle(
-        1,
-        Packet::Connect(Box::new(Connect {
-            version: Version::V5,
-            client_id: "sub".into(),
-            clean_start: true,
-            keep_alive: 60,
-            username: None,
-            password: None,
-            will: None,
-            properties: Properties { session_expiry_interval: Some(600), ..Default::default() },
-        })),
-        &mut out,
-    );
+    b.handle(1, v5("sub", true, Some(600)), &mut out);
     let subscribe = Subscribe {
         packet_id: 1,
         filters: vec![("t/#".into(), SubscriptionOptions::qos(QoS::AtLeastOnce))],
@@ -219,20 +219,7 @@ fn mqtt5_message_expiry_counts_down_while_queued() {
     };
     b.handle(1, Packet::Subscribe(subscribe), &mut out);
     b.closed(1, &mut out);
-    b.handle(
-        2,
-        Packet::Connect(Box::new(Connect {
-            version: Version::V5,
-            client_id: "pub".into(),
-            clean_start: true,
-            keep_alive: 60,
-            username: None,
-            password: None,
-            will: None,
-            properties: Properties::default(),
-        })),
-        &mut out,
-    );
+    b.handle(2, v5("pub", true, None), &mut out);
     for (id, expiry) in [(1, Some(10)), (2, Some(3)), (3, None)] {
         let publish = Publish {
             dup: false,
@@ -247,20 +234,7 @@ fn mqtt5_message_expiry_counts_down_while_queued() {
     }
     b.set_now(504);
     let mut out = Vec::new();
-    b.handle(
-        3,
-        Packet::Connect(Box::new(Connect {
-            version: Version::V5,
-            client_id: "sub".into(),
-            clean_start: false,
-            keep_alive: 60,
-            username: None,
-            password: None,
-            will: None,
-            properties: Properties { session_expiry_interval: Some(600), ..Default::default() },
-        })),
-        &mut out,
-    );
+    b.handle(3, v5("sub", false, Some(600)), &mut out);
     let got: Vec<(String, Option<u32>)> = out
         .iter()
         .filter_map(|a| match a {

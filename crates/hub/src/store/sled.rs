@@ -30,12 +30,32 @@ fn message_key(client_id: &str, seq: u64) -> Vec<u8> {
     key
 }
 
+/// How long to wait for the store's file lock: sled's background flusher releases it a
+/// moment after the previous owner in this process let go (a hub restarted in-process).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_waiting_for_the_lock(dir: &Path) -> Result<::sled::Db, ::sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match ::sled::open(dir) {
+            // sled reports a held lock as an `Other` I/O error; only its text tells.
+            Err(::sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`; another process holding it is an error (after
+    /// a few seconds' wait).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.display().to_string();
         let failed = |e: ::sled::Error| StoreError::Backend { path: path.clone(), reason: e.to_string() };
-        let db = ::sled::open(dir).map_err(failed)?;
+        let db = open_waiting_for_the_lock(dir).map_err(failed)?;
         let sessions = db.open_tree("sessions").map_err(failed)?;
         let messages = db.open_tree("messages").map_err(failed)?;
         let retained = db.open_tree("retained").map_err(failed)?;
@@ -140,6 +160,19 @@ mod tests {
             payload: Bytes::from(vec![n; 3]),
             properties: Properties { content_type: Some("text/plain".into()), ..Default::default() },
         }
+    }
+
+    #[test]
+    fn opening_waits_for_a_lock_that_is_about_to_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = SledStore::open(dir.path()).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let reopened = SledStore::open(dir.path());
+        releaser.join().unwrap();
+        assert!(reopened.is_ok(), "{reopened:?}");
     }
 
     #[test]
