@@ -148,6 +148,18 @@ impl Twins {
         None
     }
 
+    /// Restores `module`'s reported properties (from the store).
+    pub fn restore_reported(&mut self, module: &str, reported: Map<String, Value>, version: i64) {
+        let twin = self.twins.entry(module.to_owned()).or_default();
+        twin.reported = reported;
+        twin.reported_version = version;
+    }
+
+    /// `module`'s reported properties and their version, to be stored.
+    pub fn reported_record(&self, module: &str) -> Option<(&Map<String, Value>, i64)> {
+        self.twins.get(module).map(|t| (&t.reported, t.reported_version))
+    }
+
     /// The reported properties of `module` (for admin views).
     pub fn reported(&self, module: &str) -> Option<Value> {
         self.twins.get(module).map(|t| Value::Object(t.reported.clone()))

@@ -81,6 +81,9 @@ impl Broker {
             }
         }
         self.retained = snapshot.retained;
+        for (module, (reported, version)) in snapshot.reported {
+            self.twins.restore_reported(&module, reported, version);
+        }
         self.durable.store = Some(store);
         Ok(())
     }

@@ -370,6 +370,14 @@ impl Broker {
             } else if let (Access::Module { module, .. }, Some(_)) = (&connection.access, &self.device)
                 && let Some(response) = self.twins.request(module, &publish.topic, &publish.payload)
             {
+                if publish.topic.starts_with("$iothub/twin/PATCH/properties/reported/") {
+                    // Kept across restarts; the 204 leaves after the batch's commit.
+                    let module = module.clone();
+                    if let Some((reported, version)) = self.twins.reported_record(&module) {
+                        let reported = reported.clone();
+                        self.durable.write(|store| store.put_reported(&module, &reported, version));
+                    }
+                }
                 self.deliver_private(&client_id, response.topic, response.body.into(), QoS::AtLeastOnce, out);
             }
             match (publish.qos, packet_id) {

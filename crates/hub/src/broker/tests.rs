@@ -364,3 +364,35 @@ fn a_v5_clients_receive_maximum_bounds_its_deliveries_in_flight() {
     let more = run(&mut b, 1, Packet::PubAck(Ack::ok(sent[0].packet_id.unwrap())));
     assert_eq!(deliveries(&more, 1).len(), 1, "one acknowledged, one more sent");
 }
+
+#[test]
+fn reported_properties_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin_client = |b: &mut Broker, conn: ConnId| {
+        let mut out = Vec::new();
+        let connect = match connect("dev1/filter", true, Version::V311) {
+            Packet::Connect(c) => *c,
+            _ => unreachable!(),
+        };
+        b.connect(conn, connect, Access::Module { device: "dev1".into(), module: "filter".into() }, &mut out);
+        run(b, conn, subscribe("$iothub/twin/res/#", QoS::AtMostOnce));
+    };
+    {
+        let mut b = Broker::new(Limits::default());
+        b.attach_store(Box::new(crate::store::sled::SledStore::open(dir.path()).unwrap())).unwrap();
+        b.set_device(Some("dev1".into()));
+        twin_client(&mut b, 1);
+        let patch = "$iothub/twin/PATCH/properties/reported/?$rid=1";
+        let out = run(&mut b, 1, publish(patch, QoS::AtMostOnce, None, r#"{"seen": 7}"#));
+        assert!(deliveries(&out, 1)[0].topic.starts_with("$iothub/twin/res/204/"), "{out:?}");
+        b.commit().unwrap();
+    }
+    let mut b = Broker::new(Limits::default());
+    b.attach_store(Box::new(crate::store::sled::SledStore::open(dir.path()).unwrap())).unwrap();
+    b.set_device(Some("dev1".into()));
+    twin_client(&mut b, 2);
+    let out = run(&mut b, 2, publish("$iothub/twin/GET/?$rid=2", QoS::AtMostOnce, None, ""));
+    let twin: serde_json::Value = serde_json::from_slice(&deliveries(&out, 2)[0].payload).unwrap();
+    assert_eq!(twin["reported"]["seen"], 7, "{twin}");
+    assert_eq!(twin["reported"]["$version"], 2, "{twin}");
+}

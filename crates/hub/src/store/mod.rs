@@ -1,5 +1,6 @@
 //! Store-and-forward: what the broker must not lose — persistent sessions with their
-//! subscriptions, the QoS 1/2 messages queued or in flight for them, and retained messages —
+//! subscriptions, the QoS 1/2 messages queued or in flight for them, the upstream queue,
+//! retained messages and module twins' reported properties —
 //! behind the [`MessageStore`] trait, with [`sled`] as the default backend.
 //!
 //! The broker writes as it decides and calls [`MessageStore::flush`] once per batch of
@@ -112,6 +113,8 @@ pub struct Snapshot {
     pub messages: BTreeMap<String, Vec<(u64, Queued)>>,
     /// Retained messages by topic.
     pub retained: BTreeMap<String, Publish>,
+    /// Module twins' reported properties by module: the properties and their `$version`.
+    pub reported: BTreeMap<String, (serde_json::Map<String, serde_json::Value>, i64)>,
 }
 
 /// Durable broker state.
@@ -127,6 +130,13 @@ pub trait MessageStore: Send + std::fmt::Debug {
     fn remove_message(&mut self, queue: &str, seq: u64) -> Result<(), StoreError>;
     /// Keeps (or, with `None`, forgets) the retained message of `topic`.
     fn put_retained(&mut self, topic: &str, message: Option<&Publish>) -> Result<(), StoreError>;
+    /// Keeps `module`'s reported properties at `version`.
+    fn put_reported(
+        &mut self,
+        module: &str,
+        reported: &serde_json::Map<String, serde_json::Value>,
+        version: i64,
+    ) -> Result<(), StoreError>;
     /// Makes everything written so far durable.
     fn flush(&mut self) -> Result<(), StoreError>;
     /// Everything stored.

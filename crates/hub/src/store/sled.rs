@@ -1,7 +1,7 @@
 //! The sled backend: three trees — `sessions` (client id → JSON record), `messages`
 //! (queue name — a client id or the upstream queue's —, 0x00, big-endian sequence → queued
 //! message record, so a prefix scan yields a queue's messages in order) and `retained`
-//! (topic → stored PUBLISH). Durability is
+//! (topic → stored PUBLISH), plus `reported` (module → `{"properties", "version"}` JSON). Durability is
 //! `flush()`, one fsync for everything written since the last.
 
 use std::path::Path;
@@ -20,6 +20,7 @@ pub struct SledStore {
     sessions: ::sled::Tree,
     messages: ::sled::Tree,
     retained: ::sled::Tree,
+    reported: ::sled::Tree,
 }
 
 fn message_key(client_id: &str, seq: u64) -> Vec<u8> {
@@ -59,7 +60,8 @@ impl SledStore {
         let sessions = db.open_tree("sessions").map_err(failed)?;
         let messages = db.open_tree("messages").map_err(failed)?;
         let retained = db.open_tree("retained").map_err(failed)?;
-        Ok(Self { path, db, sessions, messages, retained })
+        let reported = db.open_tree("reported").map_err(failed)?;
+        Ok(Self { path, db, sessions, messages, retained, reported })
     }
 
     fn failed(&self) -> impl Fn(::sled::Error) -> StoreError + '_ {
@@ -92,6 +94,17 @@ impl MessageStore for SledStore {
 
     fn remove_message(&mut self, queue: &str, seq: u64) -> Result<(), StoreError> {
         self.messages.remove(message_key(queue, seq)).map_err(self.failed())?;
+        Ok(())
+    }
+
+    fn put_reported(
+        &mut self,
+        module: &str,
+        reported: &serde_json::Map<String, serde_json::Value>,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let record = serde_json::json!({"properties": reported, "version": version});
+        self.reported.insert(module.as_bytes(), record.to_string().into_bytes()).map_err(self.failed())?;
         Ok(())
     }
 
@@ -128,6 +141,17 @@ impl MessageStore for SledStore {
             let seq = u64::from_be_bytes(seq);
             let message = decode_queued(&format!("message {client_id:?}#{seq}"), &value)?;
             snapshot.messages.entry(client_id).or_default().push((seq, message));
+        }
+        for entry in self.reported.iter() {
+            let (key, value) = entry.map_err(self.failed())?;
+            let module = String::from_utf8_lossy(&key).into_owned();
+            let corrupt = |reason: String| StoreError::Corrupt { key: format!("reported {module}"), reason };
+            let record: serde_json::Value = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+            let (Some(properties), Some(version)) = (record["properties"].as_object(), record["version"].as_i64())
+            else {
+                return Err(corrupt("not {\"properties\": {…}, \"version\": n}".into()));
+            };
+            snapshot.reported.insert(module, (properties.clone(), version));
         }
         for entry in self.retained.iter() {
             let (key, value) = entry.map_err(self.failed())?;
@@ -190,6 +214,8 @@ mod tests {
             store.remove_message("c1", 1).unwrap();
             store.remove_session("c2").unwrap();
             store.put_retained("status", Some(&publish(5))).unwrap();
+            let reported = serde_json::json!({"seen": 3}).as_object().cloned().unwrap();
+            store.put_reported("filter", &reported, 4).unwrap();
             // A record of the first format: a bare PUBLISH.
             store.messages.insert(message_key("c1", 9), encode_message(&publish(9))).unwrap();
             store.flush().unwrap();
@@ -217,5 +243,7 @@ mod tests {
         );
         assert!(!snapshot.messages.contains_key("c2"));
         assert_eq!(snapshot.retained["status"].payload, Bytes::from(vec![5; 3]));
+        assert_eq!(snapshot.reported["filter"].0["seen"], 3);
+        assert_eq!(snapshot.reported["filter"].1, 4);
     }
 }
