@@ -419,6 +419,16 @@ impl Broker {
             }
             QoS::ExactlyOnce => {
                 let id = packet_id.unwrap_or(0);
+                // QoS 2 receptions wait for PUBREL: at most the Receive Maximum we announced.
+                let limit = self.limits.max_inflight;
+                if self
+                    .sessions
+                    .get(&client_id)
+                    .is_some_and(|s| !s.awaiting_release.contains(&id) && s.awaiting_release.len() >= limit)
+                {
+                    let why = "more QoS 2 messages awaiting PUBREL than the Receive Maximum";
+                    return protocol_close(conn, version, reason::RECEIVE_MAXIMUM_EXCEEDED, why, out);
+                }
                 let first = self.sessions.get_mut(&client_id).is_some_and(|s| s.awaiting_release.insert(id));
                 if first {
                     self.dispatch(&client_id, &access, publish, out);

@@ -396,3 +396,21 @@ fn reported_properties_survive_a_restart() {
     assert_eq!(twin["reported"]["seen"], 7, "{twin}");
     assert_eq!(twin["reported"]["$version"], 2, "{twin}");
 }
+
+#[test]
+fn qos2_receptions_beyond_the_receive_maximum_close_the_connection() {
+    let mut b = Broker::new(Limits { max_inflight: 2, ..Limits::default() });
+    run(&mut b, 1, connect("eager", true, Version::V5));
+    for id in 1..=2 {
+        let out = run(&mut b, 1, publish("t", QoS::ExactlyOnce, Some(id), "m"));
+        assert!(out.contains(&Action::Send(1, Packet::PubRec(Ack::ok(id)))));
+    }
+    // A resend of one awaiting release is fine; a third is one too many.
+    assert!(!run(&mut b, 1, publish("t", QoS::ExactlyOnce, Some(2), "m")).contains(&Action::Close(1)));
+    let out = run(&mut b, 1, publish("t", QoS::ExactlyOnce, Some(3), "m"));
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Send(1, Packet::Disconnect(d)) if d.code == reason::RECEIVE_MAXIMUM_EXCEEDED))
+    );
+    assert!(out.contains(&Action::Close(1)));
+}
