@@ -14,6 +14,8 @@ pub mod topic;
 pub mod wire;
 
 #[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
 mod tests;
 
 use bytes::Bytes;

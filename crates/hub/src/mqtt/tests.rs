@@ -11,7 +11,7 @@ use super::*;
 
 const MAX: usize = 1 << 20;
 
-fn bytes_of(packet: &Packet, version: Version) -> BytesMut {
+pub(super) fn bytes_of(packet: &Packet, version: Version) -> BytesMut {
     let mut out = BytesMut::new();
     encode(packet, version, &mut out).unwrap();
     out
@@ -59,7 +59,7 @@ fn connect(version: Version) -> Packet {
     }))
 }
 
-fn every_packet(version: Version) -> Vec<Packet> {
+pub(super) fn every_packet(version: Version) -> Vec<Packet> {
     let v5 = version == Version::V5;
     let props = |p: Properties| if v5 { p } else { Properties::default() };
     let code = |c: u8| if v5 { c } else { 0 };
