@@ -7,7 +7,7 @@
 use super::session::{ConnId, Outgoing, Session};
 use super::{Action, Broker};
 use crate::mqtt::{Packet, Publish, QoS};
-use crate::store::{DEFAULT_PRIORITY, Queued};
+use crate::store::{DEFAULT_PRIORITY, Header, Queued, Waiting};
 
 /// Messages dropped, expired and forwarded, by reason.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +101,14 @@ impl Broker {
                 start(session, conn, id, message.publish, stored.then_some(seq), out);
                 self.counters.delivered += 1;
             }
+            None if stored => {
+                // The store has it: memory keeps only what orders, expires and counts it.
+                let header =
+                    Header { priority: message.priority, expires_at: message.expires_at, weight: message.weight() };
+                session.queue.insert((message.priority, seq), Waiting::Stored(header));
+            }
             None => {
-                session.queue.insert((message.priority, seq), (stored, message));
+                session.queue.insert((message.priority, seq), Waiting::Memory(Box::new(message)));
             }
         }
     }
@@ -113,17 +119,29 @@ impl Broker {
         let Some(session) = self.sessions.get_mut(client_id) else { return };
         let Some(conn) = session.connection else { return };
         while session.inflight.len() < session.window {
-            let Some(((priority, seq), (stored, message))) = session.queue.pop_first() else { break };
-            if message.expires_at.is_some_and(|at| at <= now) {
+            let Some(((priority, seq), waiting)) = session.queue.pop_first() else { break };
+            let stored = waiting.is_stored();
+            if waiting.expired(now) {
                 self.counters.expired += 1;
                 if stored {
-                    self.durable.remove(client_id, seq, message.weight());
+                    self.durable.remove(client_id, seq, waiting.weight());
                 }
                 continue;
             }
             let Some(id) = session.next_packet_id() else {
-                session.queue.insert((priority, seq), (stored, message));
+                session.queue.insert((priority, seq), waiting);
                 break;
+            };
+            let message = match waiting {
+                Waiting::Memory(message) => *message,
+                Waiting::Stored(header) => match self.durable.get(client_id, seq) {
+                    Some(message) => message,
+                    None => {
+                        // Lost by the store (logged): nothing to send; stop counting it.
+                        self.durable.remove(client_id, seq, header.weight);
+                        continue;
+                    }
+                },
             };
             let mut publish = message.publish;
             if let (Some(at), Some(_)) = (message.expires_at, publish.properties.message_expiry_interval) {
@@ -150,15 +168,15 @@ impl Broker {
     pub fn expire(&mut self) {
         let now = self.now;
         for (client_id, session) in &mut self.sessions {
-            session.queue.retain(|(_, seq), (stored, message)| {
-                let live = message.expires_at.is_none_or(|at| at > now);
-                if !live {
-                    self.counters.expired += 1;
-                    if *stored {
-                        self.durable.remove(client_id, *seq, message.weight());
-                    }
+            session.queue.retain(|(_, seq), waiting| {
+                if !waiting.expired(now) {
+                    return true;
                 }
-                live
+                self.counters.expired += 1;
+                if waiting.is_stored() {
+                    self.durable.remove(client_id, *seq, waiting.weight());
+                }
+                false
             });
         }
         for (seq, weight) in self.upstream.expire(now) {

@@ -6,7 +6,7 @@
 use super::Broker;
 use super::session::Session;
 use crate::mqtt::topic::parse_filter;
-use crate::store::{MessageStore, Queued, SessionRecord, StoreError, UPSTREAM};
+use crate::store::{MessageStore, Queued, SessionRecord, StoreError, UPSTREAM, Waiting};
 
 /// The store, what was written since the last flush, and how full it is.
 #[derive(Debug, Default)]
@@ -47,6 +47,22 @@ impl Durable {
         self.write(|store| store.put_message(queue, seq, message));
     }
 
+    /// Reads back message `seq` of `queue`; `None` (logged) if the store lost it.
+    pub(super) fn get(&self, queue: &str, seq: u64) -> Option<Queued> {
+        let store = self.store.as_deref()?;
+        match store.get_message(queue, seq) {
+            Ok(Some(message)) => Some(message),
+            Ok(None) => {
+                tracing::error!(queue, seq, "a queued message is missing from the store");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "message store read failed");
+                None
+            }
+        }
+    }
+
     /// Forgets message `seq` of `queue`, of `weight` bytes.
     pub(super) fn remove(&mut self, queue: &str, seq: u64, weight: u64) {
         self.bytes = self.bytes.saturating_sub(weight);
@@ -70,13 +86,13 @@ impl Broker {
             self.sessions.insert(client_id, session);
         }
         for (queue, messages) in snapshot.messages {
-            for (seq, message) in messages {
+            for (seq, header) in messages {
                 self.next_seq = self.next_seq.max(seq + 1);
-                self.durable.bytes += message.weight();
+                self.durable.bytes += header.weight;
                 if queue == UPSTREAM {
-                    self.upstream.restore(seq, message);
+                    self.upstream.restore(seq, header);
                 } else if let Some(session) = self.sessions.get_mut(&queue) {
-                    session.queue.insert((message.priority, seq), (true, message));
+                    session.queue.insert((header.priority, seq), Waiting::Stored(header));
                 }
             }
         }

@@ -27,6 +27,7 @@ use crate::mqtt::{
     Version, Will, reason,
 };
 use crate::routes::HubRoute;
+use crate::store::Waiting;
 use crate::twins::Twins;
 pub use delivery::Counters;
 use session::{ConnId, Outgoing, Session};
@@ -209,7 +210,7 @@ impl Broker {
     fn end_session(&mut self, client_id: &str) {
         if let Some(session) = self.sessions.remove(client_id) {
             // Whatever it was, nothing of it may come back after a restart.
-            let queued = session.queue.values().filter(|(stored, _)| *stored).map(|(_, m)| m.weight());
+            let queued = session.queue.values().filter(|w| w.is_stored()).map(Waiting::weight);
             let inflight = session.stored.values().map(|(_, weight)| *weight);
             self.durable.bytes = self.durable.bytes.saturating_sub(queued.chain(inflight).sum());
             self.durable.write(|store| store.remove_session(client_id));

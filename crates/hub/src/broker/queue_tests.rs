@@ -246,3 +246,38 @@ fn mqtt5_message_expiry_counts_down_while_queued() {
     assert_eq!(b.counters().expired, 1);
     assert_eq!(DEFAULT_PRIORITY, 10);
 }
+
+#[test]
+fn stored_messages_wait_by_header_and_are_read_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = || {
+        let mut b = Broker::new(Limits::default());
+        b.attach_store(Box::new(crate::store::sled::SledStore::open(dir.path()).unwrap())).unwrap();
+        b.set_device(Some("dev1".into()));
+        b.set_routes(vec![
+            route(&format!("FROM /messages/modules/sensor/outputs/low {INPUT}"), 5, None),
+            route(&format!("FROM /messages/modules/sensor/outputs/high {INPUT}"), 0, None),
+            route("FROM /messages/* INTO $upstream", 1, None),
+        ]);
+        b.set_now(1_000);
+        b
+    };
+    {
+        let mut b = broker();
+        module(&mut b, 1, "sensor", Version::V311, &mut Vec::new());
+        for (n, name) in ["low", "high", "low"].iter().enumerate() {
+            handle(&mut b, 1, output(name, QoS::AtLeastOnce, Some(n as u16 + 1), &format!("{name}{n}")));
+        }
+        b.commit().unwrap();
+        let session = &b.sessions["dev1/filter"];
+        assert!(session.queue.values().all(Waiting::is_stored), "only headers in memory");
+        assert!(b.upstream_waiting());
+    }
+    let mut b = broker();
+    assert!(b.store_usage().0 > 0);
+    let mut out = Vec::new();
+    module(&mut b, 2, "filter", Version::V311, &mut out);
+    assert_eq!(bodies(&out, 2), ["high1", "low0", "low2"]);
+    let upstream: Vec<Bytes> = b.upstream_take(10).into_iter().map(|(_, m)| m.publish.payload).collect();
+    assert_eq!(upstream.len(), 3, "read back from the store");
+}

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::mqtt::{Publish, SubscriptionOptions, Version};
-use crate::store::Queued;
+use crate::store::Waiting;
 
 /// A connection's id, assigned by the I/O layer.
 pub type ConnId = u64;
@@ -32,8 +32,8 @@ pub struct Session {
     /// Filter → options.
     pub subscriptions: HashMap<String, SubscriptionOptions>,
     /// Messages waiting to be sent (offline, or beyond the in-flight window) by priority and
-    /// sequence number, with whether they are in the store.
-    pub queue: BTreeMap<(u8, u64), (bool, Queued)>,
+    /// sequence number: stored ones by their header only.
+    pub queue: BTreeMap<(u8, u64), Waiting>,
     /// Store sequence numbers and weights of the stored deliveries in flight, by packet id.
     pub stored: HashMap<u16, (u64, u64)>,
     /// Deliveries in flight by packet id.

@@ -6,29 +6,30 @@
 use std::collections::BTreeMap;
 
 use super::Broker;
-use crate::store::{Queued, UPSTREAM};
+use crate::store::{Header, Queued, UPSTREAM, Waiting};
 
-/// The queue and the messages handed to the uplink and not yet confirmed.
+/// The queue (stored messages by header only) and the messages handed to the uplink and not
+/// yet confirmed.
 #[derive(Debug, Default)]
 pub(super) struct Upstream {
-    queue: BTreeMap<(u8, u64), Queued>,
+    queue: BTreeMap<(u8, u64), Waiting>,
     inflight: BTreeMap<u64, Queued>,
 }
 
 impl Upstream {
-    /// Puts back a message read from the store.
-    pub(super) fn restore(&mut self, seq: u64, message: Queued) {
-        self.queue.insert((message.priority, seq), message);
+    /// Puts back a message found in the store.
+    pub(super) fn restore(&mut self, seq: u64, header: Header) {
+        self.queue.insert((header.priority, seq), Waiting::Stored(header));
     }
 
     /// Removes the queued messages expired at `now`, returning their sequence numbers and
     /// weights.
     pub(super) fn expire(&mut self, now: u64) -> Vec<(u64, u64)> {
         let mut gone = Vec::new();
-        self.queue.retain(|(_, seq), m| {
-            let live = m.expires_at.is_none_or(|at| at > now);
+        self.queue.retain(|(_, seq), waiting| {
+            let live = !waiting.expired(now);
             if !live {
-                gone.push((*seq, m.weight()));
+                gone.push((*seq, waiting.weight()));
             }
             live
         });
@@ -45,7 +46,9 @@ impl Broker {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.durable.put(UPSTREAM, seq, &message);
-        self.upstream.queue.insert((message.priority, seq), message);
+        let priority = message.priority;
+        let waiting = self.waiting(message);
+        self.upstream.queue.insert((priority, seq), waiting);
         true
     }
 
@@ -60,12 +63,22 @@ impl Broker {
             if priority.is_some_and(|first| first != p) {
                 break;
             }
-            let message = entry.remove();
-            if message.expires_at.is_some_and(|at| at <= self.now) {
+            let waiting = entry.remove();
+            if waiting.expired(self.now) {
                 self.counters.expired += 1;
-                self.durable.remove(UPSTREAM, seq, message.weight());
+                self.durable.remove(UPSTREAM, seq, waiting.weight());
                 continue;
             }
+            let message = match waiting {
+                Waiting::Memory(message) => *message,
+                Waiting::Stored(header) => match self.durable.get(UPSTREAM, seq) {
+                    Some(message) => message,
+                    None => {
+                        self.durable.remove(UPSTREAM, seq, header.weight);
+                        continue;
+                    }
+                },
+            };
             priority = Some(p);
             self.upstream.inflight.insert(seq, message.clone());
             batch.push((seq, message));
@@ -87,7 +100,9 @@ impl Broker {
     pub fn upstream_failed(&mut self, seqs: &[u64]) {
         for seq in seqs {
             if let Some(message) = self.upstream.inflight.remove(seq) {
-                self.upstream.queue.insert((message.priority, *seq), message);
+                let priority = message.priority;
+                let waiting = self.waiting(message);
+                self.upstream.queue.insert((priority, *seq), waiting);
             }
         }
     }
@@ -95,10 +110,24 @@ impl Broker {
     /// Messages waiting for the uplink or in its hands, by priority.
     pub fn upstream_depths(&self) -> BTreeMap<u8, usize> {
         let mut depths = BTreeMap::new();
-        for message in self.upstream.queue.values().chain(self.upstream.inflight.values()) {
-            *depths.entry(message.priority).or_insert(0) += 1;
+        let priorities = self.upstream.queue.keys().map(|(p, _)| *p);
+        for priority in priorities.chain(self.upstream.inflight.values().map(|m| m.priority)) {
+            *depths.entry(priority).or_insert(0) += 1;
         }
         depths
+    }
+
+    /// How the upstream queue holds `message`: by header when the store has it.
+    fn waiting(&self, message: Queued) -> Waiting {
+        if self.durable.enabled() {
+            Waiting::Stored(Header {
+                priority: message.priority,
+                expires_at: message.expires_at,
+                weight: message.weight(),
+            })
+        } else {
+            Waiting::Memory(Box::new(message))
+        }
     }
 
     /// Whether messages wait for the uplink.

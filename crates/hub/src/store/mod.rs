@@ -103,14 +103,63 @@ pub fn weight(publish: &Publish) -> u64 {
     (publish.topic.len() + publish.payload.len()) as u64
 }
 
+/// What the broker keeps in memory of a stored message: enough to order, expire and count it;
+/// the message itself is read back from the store when it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Its priority.
+    pub priority: u8,
+    /// When it expires, if it does.
+    pub expires_at: Option<u64>,
+    /// Its weight ([`weight`]).
+    pub weight: u64,
+}
+
+/// A queued message as the broker holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// In memory (no store, or a session that ends with its connection).
+    Memory(Box<Queued>),
+    /// In the store under its sequence number, read back when it is sent.
+    Stored(Header),
+}
+
+impl Waiting {
+    /// When it expires, if it does.
+    pub fn expires_at(&self) -> Option<u64> {
+        match self {
+            Self::Memory(m) => m.expires_at,
+            Self::Stored(h) => h.expires_at,
+        }
+    }
+
+    /// Its weight.
+    pub fn weight(&self) -> u64 {
+        match self {
+            Self::Memory(m) => m.weight(),
+            Self::Stored(h) => h.weight,
+        }
+    }
+
+    /// Whether it is in the store.
+    pub fn is_stored(&self) -> bool {
+        matches!(self, Self::Stored(_))
+    }
+
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires_at().is_some_and(|at| at <= now)
+    }
+}
+
 /// What a store holds, read at start.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Sessions by client id.
     pub sessions: BTreeMap<String, SessionRecord>,
     /// Messages by queue (client id, or [`UPSTREAM`]), in the order they were stored
-    /// (sequence number, message).
-    pub messages: BTreeMap<String, Vec<(u64, Queued)>>,
+    /// (sequence number, header): the messages themselves stay in the store until sent.
+    pub messages: BTreeMap<String, Vec<(u64, Header)>>,
     /// Retained messages by topic.
     pub retained: BTreeMap<String, Publish>,
     /// Module twins' reported properties by module: the properties and their `$version`.
@@ -126,6 +175,8 @@ pub trait MessageStore: Send + std::fmt::Debug {
     /// Keeps `message` in queue `queue` (a client id, or [`UPSTREAM`]) under sequence
     /// number `seq`.
     fn put_message(&mut self, queue: &str, seq: u64, message: &Queued) -> Result<(), StoreError>;
+    /// Reads back message `seq` of `queue`.
+    fn get_message(&self, queue: &str, seq: u64) -> Result<Option<Queued>, StoreError>;
     /// Forgets a delivered (or expired) message.
     fn remove_message(&mut self, queue: &str, seq: u64) -> Result<(), StoreError>;
     /// Keeps (or, with `None`, forgets) the retained message of `topic`.
@@ -143,9 +194,12 @@ pub trait MessageStore: Send + std::fmt::Debug {
     fn load(&self) -> Result<Snapshot, StoreError>;
 }
 
-/// The first byte of a queued-message record: a version tag (stored PUBLISHes of the first
-/// format start with 0x3_, their packet type).
+/// The first byte of a queued-message record: a format tag (stored PUBLISHes of the first
+/// format start with 0x3_, their packet type; 0x01 had no weight).
 const RECORD_V2: u8 = 0x01;
+const RECORD_V3: u8 = 0x02;
+/// Tag, priority, expiry, weight.
+const HEADER_LEN: usize = 1 + 1 + 8 + 8;
 
 /// A message as stored: the MQTT 5 PUBLISH (so properties survive; QoS kept, no packet id).
 pub fn encode_message(message: &Publish) -> Vec<u8> {
@@ -171,27 +225,50 @@ pub fn decode_message(key: &str, bytes: &[u8]) -> Result<Publish, StoreError> {
     }
 }
 
-/// A queued message as stored: tag, priority, expiry (0: none), then the PUBLISH.
+/// A queued message as stored: tag, priority, expiry (0: none), weight, then the PUBLISH.
 pub fn encode_queued(message: &Queued) -> Vec<u8> {
-    let mut out = Vec::with_capacity(10 + message.weight() as usize + 16);
-    out.push(RECORD_V2);
+    let mut out = Vec::with_capacity(HEADER_LEN + message.weight() as usize + 16);
+    out.push(RECORD_V3);
     out.push(message.priority);
     out.extend_from_slice(&message.expires_at.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&message.weight().to_be_bytes());
     out.extend_from_slice(&encode_message(&message.publish));
     out
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_be_bytes(word)
 }
 
 /// Reads a stored queued message back (records of the first format, a bare PUBLISH, get the
 /// default priority and no expiry).
 pub fn decode_queued(key: &str, bytes: &[u8]) -> Result<Queued, StoreError> {
-    match bytes.split_first() {
-        Some((&RECORD_V2, rest)) if rest.len() >= 9 => {
-            let mut expiry = [0u8; 8];
-            expiry.copy_from_slice(&rest[1..9]);
-            let expires_at = Some(u64::from_be_bytes(expiry)).filter(|e| *e != 0);
-            Ok(Queued { publish: decode_message(key, &rest[9..])?, priority: rest[0], expires_at })
-        }
-        Some((&RECORD_V2, _)) => Err(StoreError::Corrupt { key: key.to_owned(), reason: "truncated header".into() }),
+    let truncated = || StoreError::Corrupt { key: key.to_owned(), reason: "truncated header".into() };
+    let expiry = |at: u64| Some(at).filter(|e| *e != 0);
+    match bytes.first() {
+        Some(&RECORD_V3) if bytes.len() >= HEADER_LEN => Ok(Queued {
+            publish: decode_message(key, &bytes[HEADER_LEN..])?,
+            priority: bytes[1],
+            expires_at: expiry(u64_at(bytes, 2)),
+        }),
+        Some(&RECORD_V2) if bytes.len() >= 10 => Ok(Queued {
+            publish: decode_message(key, &bytes[10..])?,
+            priority: bytes[1],
+            expires_at: expiry(u64_at(bytes, 2)),
+        }),
+        Some(&RECORD_V3 | &RECORD_V2) => Err(truncated()),
         _ => Ok(Queued { publish: decode_message(key, bytes)?, priority: DEFAULT_PRIORITY, expires_at: None }),
     }
+}
+
+/// Reads only the header of a stored queued message (older records are decoded whole).
+pub fn decode_header(key: &str, bytes: &[u8]) -> Result<Header, StoreError> {
+    if bytes.first() == Some(&RECORD_V3) && bytes.len() >= HEADER_LEN {
+        let expires_at = Some(u64_at(bytes, 2)).filter(|e| *e != 0);
+        return Ok(Header { priority: bytes[1], expires_at, weight: u64_at(bytes, 10) });
+    }
+    let message = decode_queued(key, bytes)?;
+    Ok(Header { priority: message.priority, expires_at: message.expires_at, weight: message.weight() })
 }

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use super::{
-    MessageStore, Queued, SessionRecord, Snapshot, StoreError, decode_message, decode_queued, encode_message,
-    encode_queued,
+    MessageStore, Queued, SessionRecord, Snapshot, StoreError, decode_header, decode_message, decode_queued,
+    encode_message, encode_queued,
 };
 use crate::mqtt::Publish;
 
@@ -92,6 +92,13 @@ impl MessageStore for SledStore {
         Ok(())
     }
 
+    fn get_message(&self, queue: &str, seq: u64) -> Result<Option<Queued>, StoreError> {
+        match self.messages.get(message_key(queue, seq)).map_err(self.failed())? {
+            Some(value) => Ok(Some(decode_queued(&format!("message {queue:?}#{seq}"), &value)?)),
+            None => Ok(None),
+        }
+    }
+
     fn remove_message(&mut self, queue: &str, seq: u64) -> Result<(), StoreError> {
         self.messages.remove(message_key(queue, seq)).map_err(self.failed())?;
         Ok(())
@@ -139,7 +146,7 @@ impl MessageStore for SledStore {
             let mut seq = [0u8; 8];
             seq.copy_from_slice(&key[split + 1..]);
             let seq = u64::from_be_bytes(seq);
-            let message = decode_queued(&format!("message {client_id:?}#{seq}"), &value)?;
+            let message = decode_header(&format!("message {client_id:?}#{seq}"), &value)?;
             snapshot.messages.entry(client_id).or_default().push((seq, message));
         }
         for entry in self.reported.iter() {
@@ -224,19 +231,15 @@ mod tests {
         let snapshot = store.load().unwrap();
         assert_eq!(snapshot.sessions.keys().collect::<Vec<_>>(), ["c1"]);
         assert_eq!(snapshot.sessions["c1"].version(), Version::V5);
-        let kept: Vec<(u64, String, u8, Option<u64>)> = snapshot.messages["c1"]
-            .iter()
-            .map(|(s, m)| (*s, m.publish.topic.clone(), m.priority, m.expires_at))
-            .collect();
-        assert_eq!(
-            kept,
-            [
-                (0, "t/0".to_owned(), 0, None),
-                (2, "t/2".to_owned(), 2, Some(1_002)),
-                (9, "t/9".to_owned(), crate::store::DEFAULT_PRIORITY, None)
-            ]
-        );
-        let first = &snapshot.messages["c1"][0].1.publish;
+        let kept: Vec<(u64, u8, Option<u64>)> =
+            snapshot.messages["c1"].iter().map(|(s, h)| (*s, h.priority, h.expires_at)).collect();
+        assert_eq!(kept, [(0, 0, None), (2, 2, Some(1_002)), (9, crate::store::DEFAULT_PRIORITY, None)]);
+        assert_eq!(snapshot.messages["c1"][0].1.weight, 3 + 3, "topic and payload");
+        let topics: Vec<String> =
+            [0, 2, 9].iter().map(|seq| store.get_message("c1", *seq).unwrap().unwrap().publish.topic).collect();
+        assert_eq!(topics, ["t/0", "t/2", "t/9"]);
+        assert!(store.get_message("c1", 1).unwrap().is_none(), "removed");
+        let first = &store.get_message("c1", 0).unwrap().unwrap().publish;
         assert_eq!(
             (first.dup, first.packet_id, first.properties.content_type.as_deref()),
             (false, None, Some("text/plain"))
