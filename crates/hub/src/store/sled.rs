@@ -31,6 +31,9 @@ fn message_key(client_id: &str, seq: u64) -> Vec<u8> {
     key
 }
 
+/// sled's page cache: it would otherwise keep up to 1 GiB of the store in memory.
+const CACHE_BYTES: u64 = 32 << 20;
+
 /// How long to wait for the store's file lock: sled's background flusher releases it a
 /// moment after the previous owner in this process let go (a hub restarted in-process).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -38,7 +41,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn open_waiting_for_the_lock(dir: &Path) -> Result<::sled::Db, ::sled::Error> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        match ::sled::open(dir) {
+        match ::sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open() {
             // sled reports a held lock as an `Other` I/O error; only its text tells.
             Err(::sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
