@@ -4,7 +4,8 @@
 //! 100→1 and fan-out 1→100 (medians of three runs), publish→deliver latency at 1,000 msg/s,
 //! memory per idle connection at 1k and 10k connections, idle RSS; then the hub with its
 //! store (PUBACK after fsync, group commit) and a persistent subscriber: throughput and
-//! latency.
+//! latency; last, restart time (exec → first CONNACK) with an empty store and with a million
+//! messages queued.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -87,6 +88,43 @@ fn fan(
         lost += result["lost"].as_u64().unwrap_or(0);
     }
     Ok((median(rates), lost))
+}
+
+/// Messages queued for the restart measurement.
+const QUEUED: u32 = 1_000_000;
+
+/// Starts outpost-hub with `config` and times exec → first CONNACK on `port` (milliseconds),
+/// with its RSS then (KiB); the hub is stopped again.
+fn restart(hub: &str, config: &Path, port: u16) -> anyhow::Result<(u128, u64)> {
+    use std::io::{Read as _, Write as _};
+    let started = Instant::now();
+    let child = Command::new("taskset")
+        .args(["-c", "0", hub, "--config"])
+        .arg(config)
+        .env("OUTPOST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let broker = Broker { name: "outpost-hub", child, port };
+    // CONNECT, MQTT 3.1.1, clean session, client id "probe".
+    let connect = [0x10, 0x11, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 5, b'p', b'r', b'o', b'b', b'e'];
+    loop {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("outpost-hub did not answer a CONNECT within 60 s");
+        }
+        let answered = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut stream| {
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            stream.write_all(&connect)?;
+            let mut ack = [0u8; 4];
+            stream.read_exact(&mut ack)?;
+            Ok(ack[0] == 0x20)
+        });
+        if answered.unwrap_or(false) {
+            let elapsed = started.elapsed().as_millis();
+            return Ok((elapsed, rss_kib(broker.child.id())?));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// KiB the broker's RSS grows by per connection, with `count` idle connections.
@@ -238,6 +276,23 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     let durable_latency = generate(&generator, &args)?;
     drop(durable);
 
+    eprintln!("restart, empty and with {QUEUED} messages queued");
+    let (empty_ms, _) = restart(&hub, &durable_conf, durable_port)?;
+    let fill_dir = tempfile::tempdir_in(target_dir())?;
+    let fill_conf = dir.path().join("fill.toml");
+    std::fs::write(
+        &fill_conf,
+        std::fs::read_to_string(&durable_conf)?
+            .replace(&store.path().display().to_string(), &fill_dir.path().display().to_string())
+            .replace("[mqtt]\n", &format!("[mqtt]\nmax_queued = {}\n", QUEUED * 2)),
+    )?;
+    let filling =
+        start("outpost-hub", &hub, &["--config".into(), fill_conf.display().to_string()], dir.path(), durable_port)?;
+    generate(&generator, &["fill".into(), durable_port.to_string(), QUEUED.to_string()])?;
+    let filled_rss = rss_kib(filling.child.id())?;
+    drop(filling);
+    let (full_ms, full_rss) = restart(&hub, &fill_conf, durable_port)?;
+
     println!("| workload | mosquitto | outpost-hub | ratio (hub ÷ Mosquitto) |");
     println!("|---|---|---|---|");
     for (label, values, decimals) in &rows {
@@ -254,6 +309,13 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     println!(
         "| durable QoS 1 latency at 5,000 msg/s: p50 / p99 / max (µs) | {} / {} / {} |",
         durable_latency["p50_us"], durable_latency["p99_us"], durable_latency["max_us"]
+    );
+    println!("| restart → first CONNACK, empty store (ms) | {empty_ms} |");
+    println!("| restart → first CONNACK, {QUEUED} messages queued (ms) | {full_ms} |");
+    println!(
+        "| RSS with {QUEUED} messages queued: while filling / after the restart (MiB) | {:.0} / {:.0} |",
+        mib(filled_rss),
+        mib(full_rss)
     );
     Ok(())
 }
