@@ -12,8 +12,8 @@ pub type ConnId = u64;
 
 /// Where an outgoing QoS 1/2 delivery stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-// A `Publish` carries its v5 properties inline (~400 bytes); a compact representation for
-// stored and queued messages comes with the message store.
+// A `Publish` carries its v5 properties inline (~400 bytes); deliveries in flight are few
+// (bounded by the window), queued ones wait as headers (`store::Waiting`).
 #[allow(clippy::large_enum_variant)]
 pub enum Outgoing {
     /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
