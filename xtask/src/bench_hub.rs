@@ -4,8 +4,9 @@
 //! 100→1 and fan-out 1→100 (medians of three runs), publish→deliver latency at 1,000 msg/s,
 //! memory per idle connection at 1k and 10k connections, idle RSS; then the hub with its
 //! store (PUBACK after fsync, group commit) and a persistent subscriber: throughput and
-//! latency; last, restart time (exec → first CONNACK) with an empty store and with a million
-//! messages queued.
+//! latency; module → hub → module round trips through routes (IoT Hub modules with tokens
+//! from outpost-identityd); last, restart time (exec → first CONNACK) with an empty store and
+//! with a million messages queued.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::daemon::rss_kib;
+use crate::daemon::{Identityd, rss_kib, write_config};
 use crate::util::{apt_install, cargo, sh, target_dir};
 
 struct Broker {
@@ -88,6 +89,65 @@ fn fan(
         lost += result["lost"].as_u64().unwrap_or(0);
     }
     Ok((median(rates), lost))
+}
+
+/// Round trips between two IoT Hub modules through routes (`ping/out → pong/in`,
+/// `pong/out → ping/in`) on a hub with its store, tokens from a real outpost-identityd.
+fn round_trips(bin: &Path, generator: &Path, dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let root = dir.join("identity");
+    std::fs::create_dir_all(&root)?;
+    let config = write_config(&root, "file", "")?;
+    let identityd = Identityd::start(&bin.join("outpost-identityd"), &config, &root, &dir.join("identityd.log"))?;
+    let outpost = |args: &[&str]| -> anyhow::Result<String> {
+        let out =
+            Command::new(bin.join("outpost")).arg("--identity-socket").arg(&identityd.socket).args(args).output()?;
+        if !out.status.success() {
+            bail!("outpost {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    let mut tokens = Vec::new();
+    for module in ["ping", "pong"] {
+        outpost(&["identity", "create", module])?;
+        tokens.push(outpost(&["identity", "token", module, "--ttl", "3600"])?);
+    }
+    let into = |m: &str| format!("INTO BrokeredEndpoint(\"/modules/{m}/inputs/in\")");
+    let deployment = serde_json::json!({"modulesContent": {
+        "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1", "runtime": {"type": "docker", "settings": {}},
+            "systemModules": {"edgeAgent": {"type": "docker", "settings": {"image": "outpost/agent:1"}},
+                "edgeHub": {"type": "docker", "status": "running", "restartPolicy": "always", "settings": {"image": "outpost/hub:1"}}},
+            "modules": {}}},
+        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {
+            "ping": format!("FROM /messages/modules/ping/outputs/out {}", into("pong")),
+            "pong": format!("FROM /messages/modules/pong/outputs/out {}", into("ping"))}}}}});
+    let deployment_file = dir.join("deployment.json");
+    std::fs::write(&deployment_file, deployment.to_string())?;
+    let store = tempfile::tempdir_in(target_dir())?;
+    let port = free_port()?;
+    let hub_conf = dir.join("routes.toml");
+    std::fs::write(
+        &hub_conf,
+        format!(
+            "[mqtt]\nbind = \"127.0.0.1:{port}\"\ntls = false\n[https]\nenabled = false\n[identity]\nsocket = \"{}\"\n\
+             [admin]\nsocket = \"\"\n[metrics]\nenabled = false\n[store]\ndir = \"{}\"\n[routes]\ndeployment_file = \"{}\"\n",
+            identityd.socket.display(),
+            store.path().display(),
+            deployment_file.display()
+        ),
+    )?;
+    let hub = bin.join("outpost-hub").display().to_string();
+    let broker = start("outpost-hub", &hub, &["--config".into(), hub_conf.display().to_string()], dir, port)?;
+    // The deployment file is read right after start; give it a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    let args = ["roundtrip", &port.to_string(), "1000", "10", "quickstart-device", "outpost.local"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(tokens)
+        .collect::<Vec<_>>();
+    let result = generate(generator, &args);
+    drop(broker);
+    identityd.stop()?;
+    result
 }
 
 /// Messages queued for the restart measurement.
@@ -170,6 +230,14 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
         "outpost-hub",
         "--example",
         "mqtt_load",
+        "-p",
+        "outpost-identity",
+        "--bin",
+        "outpost-identityd",
+        "-p",
+        "outpost-cli",
+        "--bin",
+        "outpost",
     ]))?;
     let bin = target_dir().join("release");
     let generator = bin.join("examples/mqtt_load");
@@ -293,6 +361,9 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     drop(filling);
     let (full_ms, full_rss) = restart(&hub, &fill_conf, durable_port)?;
 
+    eprintln!("module → hub → module round trips through routes");
+    let round_trip = round_trips(&bin, &generator, dir.path())?;
+
     println!("| workload | mosquitto | outpost-hub | ratio (hub ÷ Mosquitto) |");
     println!("|---|---|---|---|");
     for (label, values, decimals) in &rows {
@@ -309,6 +380,10 @@ pub fn run(messages: u32) -> anyhow::Result<()> {
     println!(
         "| durable QoS 1 latency at 5,000 msg/s: p50 / p99 / max (µs) | {} / {} / {} |",
         durable_latency["p50_us"], durable_latency["p99_us"], durable_latency["max_us"]
+    );
+    println!(
+        "| module → hub → module round trip through routes at 1,000 msg/s, persistent sessions: p50 / p99 / max (µs) | {} / {} / {} |",
+        round_trip["p50_us"], round_trip["p99_us"], round_trip["max_us"]
     );
     println!("| restart → first CONNACK, empty store (ms) | {empty_ms} |");
     println!("| restart → first CONNACK, {QUEUED} messages queued (ms) | {full_ms} |");

@@ -19,6 +19,16 @@ pub struct Client {
 impl Client {
     /// Connects as `id` (clean session unless `persistent`).
     pub async fn connect(port: u16, id: &str, persistent: bool) -> Result<Self, Error> {
+        Self::connect_as(port, id, persistent, None).await
+    }
+
+    /// Connects as `id` with a user name and password.
+    pub async fn connect_as(
+        port: u16,
+        id: &str,
+        persistent: bool,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Self, Error> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
         let mut client = Self { stream, buf: BytesMut::with_capacity(16 * 1024), out: BytesMut::new() };
@@ -27,8 +37,8 @@ impl Client {
             client_id: id.into(),
             clean_start: !persistent,
             keep_alive: 600,
-            username: None,
-            password: None,
+            username: credentials.map(|(user, _)| user.to_owned()),
+            password: credentials.map(|(_, password)| Bytes::copy_from_slice(password.as_bytes())),
             will: None,
             properties: Properties::default(),
         };

@@ -7,6 +7,8 @@
 //! - `mqtt_load latency PORT RATE SECONDS QOS [persistent]` — publish→deliver percentiles;
 //! - `mqtt_load idle PORT CONNECTIONS` — connections that stay until stdin closes;
 //! - `mqtt_load fill PORT MESSAGES` — QoS 1 messages stored for a persistent session that left;
+//! - `mqtt_load roundtrip PORT RATE SECONDS DEVICE HUB PING_TOKEN PONG_TOKEN` — module → hub →
+//!   module round trips through routes, as IoT Hub modules;
 //! - `mqtt_load PORT QOS MESSAGES [PAYLOAD_BYTES] [WINDOW] [persistent]` — `fan` 1→1.
 //!
 //! `persistent`: subscribers keep persistent sessions, so a broker with a store writes every
@@ -17,6 +19,7 @@ mod fan;
 mod fill;
 mod idle;
 mod latency;
+mod roundtrip;
 
 use client::Error;
 
@@ -28,6 +31,7 @@ async fn main() -> Result<(), Error> {
         Some("latency") => latency::run(&args[1..]).await?,
         Some("idle") => idle::run(&args[1..]).await?,
         Some("fill") => fill::run(&args[1..]).await?,
+        Some("roundtrip") => roundtrip::run(&args[1..]).await?,
         _ => {
             // PORT QOS MESSAGES [PAYLOAD] [WINDOW] [persistent] → fan PORT 1 1 MESSAGES QOS …
             let mut fan = vec![args.first().cloned().unwrap_or_default(), "1".into(), "1".into()];
