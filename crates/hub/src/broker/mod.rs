@@ -86,7 +86,8 @@ struct Connection {
     version: Version,
     /// Boxed: most connections have none, and a will's properties are large.
     will: Option<Box<Will>>,
-    aliases: HashMap<u16, String>,
+    /// MQTT 5 topic aliases the client set (a `BTreeMap`: nothing allocated until it uses one).
+    aliases: BTreeMap<u16, String>,
 }
 
 /// The broker's state.
@@ -288,7 +289,7 @@ impl Broker {
                 access,
                 version,
                 will: connect.will.map(Box::new),
-                aliases: HashMap::new(),
+                aliases: BTreeMap::new(),
             },
         );
         let mut properties = Properties::default();

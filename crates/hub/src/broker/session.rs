@@ -35,7 +35,7 @@ pub struct Session {
     /// sequence number: stored ones by their header only.
     pub queue: BTreeMap<(u8, u64), Waiting>,
     /// Store sequence numbers and weights of the stored deliveries in flight, by packet id.
-    pub stored: HashMap<u16, (u64, u64)>,
+    pub stored: BTreeMap<u16, (u64, u64)>,
     /// Deliveries in flight by packet id.
     pub inflight: BTreeMap<u16, Outgoing>,
     /// QoS 2 packet ids received and not yet released.
@@ -58,7 +58,7 @@ impl Session {
             version,
             subscriptions: HashMap::new(),
             queue: BTreeMap::new(),
-            stored: HashMap::new(),
+            stored: BTreeMap::new(),
             inflight: BTreeMap::new(),
             awaiting_release: BTreeSet::new(),
             connection: None,

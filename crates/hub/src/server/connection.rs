@@ -21,6 +21,40 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client that sent DISCONNECT has to close the connection itself.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 
+/// Authenticates `connect`: the event for the broker and when the credentials expire, or
+/// `None` once a refusal has been written.
+async fn admit<W: tokio::io::AsyncWrite + Unpin>(
+    conn: ConnId,
+    connect: Box<crate::mqtt::Connect>,
+    context: &Context,
+    writer: &mut W,
+    out: &mut BytesMut,
+) -> Option<(Event, Option<std::pin::Pin<Box<tokio::time::Sleep>>>)> {
+    match context.authenticator.authenticate(&connect, now()).await {
+        Ok(admitted) => {
+            let expiry = admitted.expires_at.map(|at| {
+                let at = tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now()));
+                Box::pin(tokio::time::sleep_until(at))
+            });
+            Some((Event::Connect(conn, connect, admitted.access), expiry))
+        }
+        Err(refused) => {
+            tracing::info!(conn, client = connect.client_id, reason = refused.reason, "connection refused");
+            let answer = match connect.version {
+                Version::V311 => refusal(refused.v311, Properties::default()),
+                Version::V5 => {
+                    refusal(refused.v5, Properties { reason_string: Some(refused.reason), ..Default::default() })
+                }
+            };
+            if frame(out, answer, connect.version) {
+                let _ = writer.write_all(out).await;
+                let _ = writer.flush().await;
+            }
+            None
+        }
+    }
+}
+
 /// Encodes `packet` alone into `out`. Packets are built in the call so that none is kept
 /// across an await: a connection's future keeps room for everything that is, for as long as
 /// the connection lives.
@@ -65,7 +99,7 @@ pub(super) async fn connection<S>(
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
     // Idle connections keep small buffers; busy ones grow them (see the read below).
-    let mut read_size = 256;
+    let mut read_size = 128;
     let mut buf = BytesMut::with_capacity(read_size);
     let mut version: Option<Version> = None;
     let mut idle = CONNECT_TIMEOUT;
@@ -77,7 +111,7 @@ pub(super) async fn connection<S>(
     let mut expires: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     'outer: loop {
         out.clear();
-        // Reads start at 256 bytes and double (up to 64 KiB) each time one fills the room it
+        // Reads start at 128 bytes and double (up to 64 KiB) each time one fills the room it
         // had: a busy connection reads in large chunks, an idle one keeps a small buffer.
         buf.reserve(read_size);
         let room = buf.capacity() - buf.len();
@@ -128,27 +162,14 @@ pub(super) async fn connection<S>(
                                 Packet::Connect(c) => {
                                     version = Some(c.version);
                                     idle = if c.keep_alive == 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_millis(u64::from(c.keep_alive) * 1500) };
-                                    // Boxed: the verification future is large and only lives during CONNECT.
-                                    match Box::pin(context.authenticator.authenticate(&c, now())).await {
-                                        Ok(admitted) => {
-                                            expires = admitted.expires_at.map(|at| {
-                                                let at = tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now()));
-                                                Box::pin(tokio::time::sleep_until(at))
-                                            });
-                                            Event::Connect(conn, c, admitted.access)
+                                    // Boxed: authentication only lives during CONNECT, and an idle
+                                    // connection should not keep room for it.
+                                    match Box::pin(admit(conn, c, &context, &mut writer, &mut out)).await {
+                                        Some((event, expiry)) => {
+                                            expires = expiry;
+                                            event
                                         }
-                                        Err(refused) => {
-                                            tracing::info!(conn, client = c.client_id, reason = refused.reason, "connection refused");
-                                            let answer = match c.version {
-                                                Version::V311 => refusal(refused.v311, Properties::default()),
-                                                Version::V5 => refusal(refused.v5, Properties { reason_string: Some(refused.reason), ..Default::default() }),
-                                            };
-                                            if frame(&mut out, answer, c.version) {
-                                                let _ = writer.write_all(&out).await;
-                                                let _ = writer.flush().await;
-                                            }
-                                            break 'outer;
-                                        }
+                                        None => break 'outer,
                                     }
                                 }
                                 packet => Event::Packet(conn, packet),
