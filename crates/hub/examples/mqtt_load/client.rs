@@ -189,3 +189,30 @@ impl Client {
         Ok(received)
     }
 }
+
+/// A 64-byte payload stamped with its send time: nanoseconds since `origin`.
+pub fn stamped(origin: std::time::Instant) -> Bytes {
+    let mut payload = vec![b'x'; 64];
+    payload[..8].copy_from_slice(&(origin.elapsed().as_nanos() as u64).to_be_bytes());
+    Bytes::from(payload)
+}
+
+/// Microseconds since a [`stamped`] payload was sent (0 for a payload too short to carry a
+/// stamp).
+pub fn age_us(origin: std::time::Instant, payload: &[u8]) -> u64 {
+    let Some(stamp) = payload.get(..8) else { return 0 };
+    let mut sent = [0u8; 8];
+    sent.copy_from_slice(stamp);
+    let sent = std::time::Duration::from_nanos(u64::from_be_bytes(sent));
+    origin.elapsed().saturating_sub(sent).as_micros() as u64
+}
+
+/// `"p50_us": …, "p99_us": …, "max_us": …` of `latencies` (sorted here; zeros when empty).
+pub fn percentiles(latencies: &mut [u64]) -> String {
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let last = latencies.len().saturating_sub(1);
+        latencies.get(((latencies.len() as f64 * q) as usize).min(last)).copied().unwrap_or(0)
+    };
+    format!("\"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}", at(0.50), at(0.99), at(1.0))
+}

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use outpost_hub::mqtt::{QoS, Version, encode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::client::{Client, Error, publish};
+use crate::client::{Client, Error, age_us, percentiles, publish, stamped};
 
 /// `latency PORT RATE SECONDS QOS [persistent]`.
 pub async fn run(args: &[String]) -> Result<String, Error> {
@@ -26,10 +26,7 @@ pub async fn run(args: &[String]) -> Result<String, Error> {
         let mut latencies = Vec::with_capacity(messages);
         subscriber
             .receive_all(messages, |payload| {
-                let mut sent = [0u8; 8];
-                sent.copy_from_slice(&payload[..8]);
-                let sent = Duration::from_nanos(u64::from_be_bytes(sent));
-                latencies.push(origin.elapsed().saturating_sub(sent).as_micros() as u64);
+                latencies.push(age_us(origin, payload));
             })
             .await?;
         Ok::<Vec<u64>, Error>(latencies)
@@ -47,21 +44,15 @@ pub async fn run(args: &[String]) -> Result<String, Error> {
     let mut frame = BytesMut::new();
     for n in 0..messages {
         tokio::time::sleep_until(start + every * n as u32).await;
-        let mut payload = vec![b'x'; 64];
-        payload[..8].copy_from_slice(&(origin.elapsed().as_nanos() as u64).to_be_bytes());
         let packet_id = (qos == QoS::AtLeastOnce).then_some((n % 65_535) as u16 + 1);
         frame.clear();
-        encode(&publish("bench/latency", qos, packet_id, Bytes::from(payload)), Version::V311, &mut frame)?;
+        encode(&publish("bench/latency", qos, packet_id, stamped(origin)), Version::V311, &mut frame)?;
         writer.write_all(&frame).await?;
     }
     let mut latencies = receiver.await??;
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Ok(format!(
-        "{{\"messages\": {messages}, \"rate\": {rate}, \"qos\": {}, \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
+        "{{\"messages\": {messages}, \"rate\": {rate}, \"qos\": {}, {}}}",
         qos as u8,
-        at(0.50),
-        at(0.99),
-        latencies[latencies.len() - 1]
+        percentiles(&mut latencies)
     ))
 }

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use outpost_hub::mqtt::{Ack, Packet, QoS, Version, encode};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::client::{Client, Error, publish};
+use crate::client::{Client, Error, age_us, percentiles, publish, stamped};
 
 /// `roundtrip PORT RATE SECONDS DEVICE HUB PING_TOKEN PONG_TOKEN`.
 pub async fn run(args: &[String]) -> Result<String, Error> {
@@ -85,10 +85,7 @@ pub async fn run(args: &[String]) -> Result<String, Error> {
                     if let Some(id) = p.packet_id {
                         encode(&Packet::PubAck(Ack::ok(id)), Version::V311, &mut ack_frames)?;
                     }
-                    let mut sent = [0u8; 8];
-                    sent.copy_from_slice(&p.payload[..8]);
-                    let sent = Duration::from_nanos(u64::from_be_bytes(sent));
-                    latencies.push(origin.elapsed().saturating_sub(sent).as_micros() as u64);
+                    latencies.push(age_us(origin, &p.payload));
                 }
             }
             if !ack_frames.is_empty() {
@@ -103,10 +100,8 @@ pub async fn run(args: &[String]) -> Result<String, Error> {
     let mut frame = BytesMut::new();
     for n in 0..messages {
         tokio::time::sleep_until(start + every * n as u32).await;
-        let mut payload = vec![b'x'; 64];
-        payload[..8].copy_from_slice(&(origin.elapsed().as_nanos() as u64).to_be_bytes());
         frame.clear();
-        encode(&publish(&ping_topic, QoS::AtMostOnce, None, Bytes::from(payload)), Version::V311, &mut frame)?;
+        encode(&publish(&ping_topic, QoS::AtMostOnce, None, stamped(origin)), Version::V311, &mut frame)?;
         writer.lock().await.write_all(&frame).await?;
     }
     let mut latencies = receiver.await??;
@@ -114,12 +109,5 @@ pub async fn run(args: &[String]) -> Result<String, Error> {
         return Err("no round trip came back: are the routes deployed?".into());
     }
     let received = latencies.len();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Ok(format!(
-        "{{\"sent\": {messages}, \"received\": {received}, \"rate\": {rate}, \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
-        at(0.50),
-        at(0.99),
-        latencies[latencies.len() - 1]
-    ))
+    Ok(format!("{{\"sent\": {messages}, \"received\": {received}, \"rate\": {rate}, {}}}", percentiles(&mut latencies)))
 }
