@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["outpost/identity/v1/identity.proto", "outpost/agent/v1/agent.proto", "outpost/hub/v1/hub.proto"];
+    let files = [
+        "outpost/identity/v1/identity.proto",
+        "outpost/agent/v1/agent.proto",
+        "outpost/hub/v1/hub.proto",
+        "outpost/cloud/v1/cloud.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }

@@ -9,7 +9,7 @@ pub const BUILD_PACKAGES: &[&str] = &["pkg-config", "libssl-dev", "libtss2-dev",
 /// Debian packages the tests need: TPM, containers, a static busybox for test images, a
 /// loopback image registry (with `htpasswd` for its users), Mosquitto and its clients (the
 /// third-party MQTT clients the hub is tested with), `taskset` for benchmarks, curl as an
-/// HTTPS client.
+/// HTTPS client, RabbitMQ (the control plane's message broker).
 pub const TEST_PACKAGES: &[&str] = &[
     "swtpm",
     "swtpm-tools",
@@ -23,6 +23,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "mosquitto-clients",
     "util-linux",
     "curl",
+    "rabbitmq-server",
 ];
 
 /// The official Azure IoT module SDK, used to prove workload API compatibility.

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod routes;
 pub mod sas;
 pub mod time;
+pub mod topology;
 
 pub use ids::{DeviceId, GenerationId, IdError, ModuleId};
 pub use sas::{ParseTokenError, SasToken, TokenScope};

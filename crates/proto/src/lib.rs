@@ -27,3 +27,12 @@ pub mod hub {
         tonic::include_proto!("outpost.hub.v1");
     }
 }
+
+/// `outpost.cloud.v1`: the control plane's operator API.
+pub mod cloud {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("outpost.cloud.v1");
+    }
+}

@@ -1,0 +1,273 @@
+//! The control plane's operations on the registry and twins, over a [`CloudStore`]:
+//! synchronous, serialised per process, each one an atomic durable batch. The gRPC adapters
+//! and the broker's auth endpoint call these; they know nothing of transport.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use outpost_core::{DeviceId, ModuleId};
+use serde_json::{Map, Value};
+
+use crate::error::CloudError;
+use crate::registry::{Credentials, DeviceRecord, TokenCheck};
+use crate::store::{CloudStore, TwinKey, Write};
+use crate::twin::{Section, TwinDoc};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A new device as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewDevice {
+    /// The id.
+    pub id: String,
+    /// Credentials; `None` generates symmetric keys.
+    pub credentials: Option<Credentials>,
+    /// Initial tags.
+    pub tags: Map<String, Value>,
+    /// Register it disabled.
+    pub disabled: bool,
+}
+
+/// Changes to a device's registry entry.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceUpdate {
+    /// New status: `Some(true)` enables, `Some(false)` disables.
+    pub enabled: Option<bool>,
+    /// The reason shown with the status.
+    pub status_reason: Option<String>,
+    /// Replacement credentials.
+    pub credentials: Option<Credentials>,
+    /// Apply only if the etag is this.
+    pub if_match: Option<String>,
+}
+
+/// Changes to a twin.
+#[derive(Debug, Clone, Default)]
+pub struct TwinUpdate {
+    /// Merge patch over the tags.
+    pub tags: Option<Map<String, Value>>,
+    /// Merge patch over the desired properties.
+    pub desired: Option<Map<String, Value>>,
+    /// Apply only if the etag is this.
+    pub if_match: Option<String>,
+}
+
+/// The control plane's state and operations.
+pub struct Cloud {
+    store: Arc<dyn CloudStore>,
+    /// Serialises read-modify-write sequences (the store has no compare-and-set).
+    writer: Mutex<()>,
+    hub_hostname: String,
+    token_skew_secs: u64,
+}
+
+impl std::fmt::Debug for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cloud").field("hub_hostname", &self.hub_hostname).finish_non_exhaustive()
+    }
+}
+
+fn check_etag(what: &'static str, id: &str, given: Option<&String>, current: String) -> Result<(), CloudError> {
+    match given {
+        Some(given) if !given.is_empty() && *given != current && given != "*" => {
+            Err(CloudError::EtagMismatch { what, id: id.to_owned(), given: given.clone(), current })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Cloud {
+    /// The service over `store`, for devices of hub `hub_hostname` (the resource of their
+    /// SAS tokens), accepting `token_skew_secs` of clock skew.
+    pub fn new(store: Arc<dyn CloudStore>, hub_hostname: impl Into<String>, token_skew_secs: u64) -> Self {
+        Self { store, writer: Mutex::new(()), hub_hostname: hub_hostname.into(), token_skew_secs }
+    }
+
+    /// The hub host name devices sign tokens for.
+    pub fn hub_hostname(&self) -> &str {
+        &self.hub_hostname
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn existing(&self, id: &str) -> Result<DeviceRecord, CloudError> {
+        self.store.device(id)?.ok_or_else(|| CloudError::NotFound { what: "device", id: id.to_owned() })
+    }
+
+    /// Registers a device with its (empty or tagged) device twin.
+    pub fn create_device(&self, new: NewDevice) -> Result<DeviceRecord, CloudError> {
+        let id = DeviceId::new(new.id)?;
+        let credentials = match new.credentials {
+            Some(credentials) => credentials,
+            None => Credentials::generate()?,
+        };
+        let mut twin = TwinDoc::default();
+        if !new.tags.is_empty() {
+            twin.patch(Section::Tags, &new.tags)?;
+        }
+        let _guard = self.lock();
+        if self.store.device(id.as_str())?.is_some() {
+            return Err(CloudError::AlreadyExists(id.to_string()));
+        }
+        let now = now_ms();
+        let record = DeviceRecord {
+            id: id.to_string(),
+            credentials,
+            enabled: !new.disabled,
+            status_reason: String::new(),
+            created_ms: now,
+            generation_id: format!("{now}-{}", uuid::Uuid::new_v4().simple()),
+            version: 1,
+            connected: false,
+            last_activity_ms: 0,
+        };
+        self.store.apply(vec![
+            Write::DeleteTwins(record.id.clone()),
+            Write::PutDevice(record.clone()),
+            Write::PutTwin(TwinKey::device(&record.id), twin),
+        ])?;
+        tracing::info!(device = %record.id, "device created");
+        Ok(record)
+    }
+
+    /// A device's registry entry.
+    pub fn device(&self, id: &str) -> Result<DeviceRecord, CloudError> {
+        self.existing(id)
+    }
+
+    /// A page of devices after `after`.
+    pub fn devices(&self, after: &str, limit: usize) -> Result<Vec<DeviceRecord>, CloudError> {
+        Ok(self.store.devices(after, limit)?)
+    }
+
+    /// Changes status or credentials.
+    pub fn update_device(&self, id: &str, update: DeviceUpdate) -> Result<DeviceRecord, CloudError> {
+        let _guard = self.lock();
+        let mut record = self.existing(id)?;
+        check_etag("device", id, update.if_match.as_ref(), record.etag())?;
+        let before = record.clone();
+        if let Some(enabled) = update.enabled {
+            record.enabled = enabled;
+        }
+        if let Some(reason) = update.status_reason {
+            record.status_reason = reason;
+        }
+        if let Some(credentials) = update.credentials {
+            record.credentials = credentials;
+        }
+        if record != before {
+            record.version += 1;
+            self.store.apply(vec![Write::PutDevice(record.clone())])?;
+            tracing::info!(device = %id, enabled = record.enabled, "device updated");
+        }
+        Ok(record)
+    }
+
+    /// Removes a device and its twins.
+    pub fn delete_device(&self, id: &str, if_match: Option<&String>) -> Result<(), CloudError> {
+        let _guard = self.lock();
+        let record = self.existing(id)?;
+        check_etag("device", id, if_match, record.etag())?;
+        self.store.apply(vec![Write::DeleteDevice(id.to_owned()), Write::DeleteTwins(id.to_owned())])?;
+        tracing::info!(device = %id, "device deleted");
+        Ok(())
+    }
+
+    fn twin_key(device: &str, module: &str) -> Result<TwinKey, CloudError> {
+        DeviceId::new(device)?;
+        if !module.is_empty() {
+            ModuleId::new(module)?;
+        }
+        Ok(TwinKey::module(device, module))
+    }
+
+    /// A twin. Module twins exist once something was written to them.
+    pub fn twin(&self, device: &str, module: &str) -> Result<TwinDoc, CloudError> {
+        let key = Self::twin_key(device, module)?;
+        self.existing(device)?;
+        self.store.twin(&key)?.ok_or_else(|| CloudError::NotFound { what: "twin", id: twin_name(&key) })
+    }
+
+    /// Patches a twin's tags and desired properties. A module twin is created by its first
+    /// update (the device must exist).
+    pub fn update_twin(&self, device: &str, module: &str, update: TwinUpdate) -> Result<TwinDoc, CloudError> {
+        let key = Self::twin_key(device, module)?;
+        if update.tags.is_some() && !module.is_empty() {
+            return Err(CloudError::Field {
+                field: "tags",
+                problem: "module twins have no tags; tag the device".into(),
+            });
+        }
+        let _guard = self.lock();
+        self.existing(device)?;
+        let mut twin = self.store.twin(&key)?.unwrap_or_default();
+        check_etag("twin", &twin_name(&key), update.if_match.as_ref(), twin.etag())?;
+        let mut changed = false;
+        if let Some(tags) = &update.tags {
+            changed |= twin.patch(Section::Tags, tags)?;
+        }
+        if let Some(desired) = &update.desired {
+            changed |= twin.patch(Section::Desired, desired)?;
+        }
+        if changed || self.store.twin(&key)?.is_none() {
+            self.store.apply(vec![Write::PutTwin(key.clone(), twin.clone())])?;
+            tracing::info!(twin = %twin_name(&key), version = twin.version, "twin updated");
+        }
+        Ok(twin)
+    }
+
+    /// Merges a reported-properties patch sent by the device.
+    pub fn report(&self, device: &str, module: &str, patch: &Map<String, Value>) -> Result<TwinDoc, CloudError> {
+        let key = Self::twin_key(device, module)?;
+        let _guard = self.lock();
+        self.existing(device)?;
+        let mut twin = self.store.twin(&key)?.unwrap_or_default();
+        if twin.patch(Section::Reported, patch)? || self.store.twin(&key)?.is_none() {
+            self.store.apply(vec![Write::PutTwin(key, twin.clone())])?;
+        }
+        Ok(twin)
+    }
+
+    /// Whether `device` may sign in with `token`: registered, enabled, and the token signed
+    /// with one of its keys. The reason for a refusal is for the logs.
+    pub fn authenticate_device(&self, device: &str, token: &str) -> Result<(), String> {
+        let record = match self.store.device(device) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(format!("device {device:?} is not registered")),
+            Err(e) => return Err(format!("registry unavailable: {e}")),
+        };
+        if !record.enabled {
+            return Err(format!("device {device:?} is disabled"));
+        }
+        match record.credentials.check_token(&self.hub_hostname, device, token, now_ms() / 1000, self.token_skew_secs) {
+            TokenCheck::Valid => Ok(()),
+            TokenCheck::Invalid(reason) => Err(reason),
+        }
+    }
+
+    /// Records that a device signed in or was heard from.
+    pub fn touch(&self, device: &str, connected: Option<bool>) -> Result<(), CloudError> {
+        let _guard = self.lock();
+        let mut record = self.existing(device)?;
+        record.last_activity_ms = now_ms();
+        if let Some(connected) = connected {
+            record.connected = connected;
+        }
+        self.store.apply(vec![Write::PutDevice(record)])?;
+        Ok(())
+    }
+}
+
+/// `device` or `device/module`, for messages.
+pub fn twin_name(key: &TwinKey) -> String {
+    if key.module.is_empty() { key.device.clone() } else { format!("{}/{}", key.device, key.module) }
+}
+
+#[cfg(test)]
+mod tests;
