@@ -6,8 +6,10 @@
 //! merged. A *layered* deployment sets dotted paths (`properties.desired.modules.sensor`,
 //! `properties.desired.routes.toHub`, `properties.desired.<path>` of a module twin) on top of
 //! that base. [`validate_standard`] and [`validate_layer`] check content when a deployment is
-//! created. Pure: the caller evaluates target conditions and stores deployments.
+//! created; [`effective()`] picks the base, applies the layers above it and validates the
+//! result. Pure: the caller evaluates target conditions and stores deployments.
 
+pub mod effective;
 pub mod layer;
 
 use serde::Serialize;
@@ -15,6 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::manifest::{DeploymentManifest, JsonPath, ManifestError};
 
+pub use effective::{BlamedProblem, Effective, EffectiveError, SkipReason, effective};
 pub use layer::{Layer, LayerError, MAX_PATH_SEGMENTS, Setting, validate_layer};
 
 /// The key of a module's desired properties in `modulesContent`.
