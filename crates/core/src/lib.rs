@@ -3,8 +3,13 @@
 //!
 //! [`routes`] is Azure IoT Edge's route language (edgeHub `routes`): parsing, type-checking
 //! and evaluating `FROM … WHERE … INTO …` against messages.
+//!
+//! [`manifest`] reads and validates deployment manifests (`modulesContent`); [`deployment`]
+//! decides which automatic deployments apply to a device and merges layered deployments onto
+//! their base into the device's effective manifest.
 
 pub mod api_version;
+pub mod deployment;
 pub mod ids;
 pub mod manifest;
 pub mod routes;

@@ -340,6 +340,37 @@ fn runtime(problems: &mut Problems, path: &JsonPath, value: &Value) -> RuntimeSe
     runtime
 }
 
+/// The id a user module may be named `name` by, or a recorded problem at `path`.
+pub(crate) fn user_module_id(problems: &mut Problems, path: &JsonPath, name: &str) -> Option<ModuleId> {
+    if name.starts_with('$') {
+        problems.add(path, "names starting with '$' are reserved for system modules");
+        None
+    } else if name == "edgeAgent" || name == "edgeHub" {
+        problems.add(path, "is a system module; configure it under systemModules");
+        None
+    } else {
+        match ModuleId::new(name.to_owned()) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                problems.add(path, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Reads user module `name` (a `modules` entry, found at `path`), recording every problem.
+pub(crate) fn user_module(
+    problems: &mut Problems,
+    path: &JsonPath,
+    name: &str,
+    value: &Value,
+) -> Option<(ModuleId, ModuleSpec)> {
+    let id = user_module_id(problems, path, name);
+    let spec = module_spec(problems, path, value, Role::User);
+    Some((id?, spec?))
+}
+
 /// Reads `$edgeAgent`'s `properties.desired`, recording every problem.
 pub fn parse(problems: &mut Problems, path: &JsonPath, value: &Value) -> Option<EdgeAgentDesired> {
     let map = problems.object(path, value)?;
@@ -392,24 +423,7 @@ pub fn parse(problems: &mut Problems, path: &JsonPath, value: &Value) -> Option<
         let modules_path = path.key("modules");
         if let Some(entries) = problems.object(&modules_path, value) {
             for (name, spec) in entries {
-                let module_path = modules_path.key(name);
-                let id = if name.starts_with('$') {
-                    problems.add(&module_path, "names starting with '$' are reserved for system modules");
-                    None
-                } else if name == "edgeAgent" || name == "edgeHub" {
-                    problems.add(&module_path, "is a system module; configure it under systemModules");
-                    None
-                } else {
-                    match ModuleId::new(name.clone()) {
-                        Ok(id) => Some(id),
-                        Err(e) => {
-                            problems.add(&module_path, e.to_string());
-                            None
-                        }
-                    }
-                };
-                let spec = module_spec(problems, &module_path, spec, Role::User);
-                if let (Some(id), Some(spec)) = (id, spec) {
+                if let Some((id, spec)) = user_module(problems, &modules_path.key(name), name, spec) {
                     modules.insert(id, spec);
                 }
             }

@@ -68,6 +68,23 @@ fn route(problems: &mut Problems, path: &JsonPath, value: &Value) -> Option<Rout
     }
 }
 
+/// Reads route `name` (a `routes` entry, found at `path`), recording every problem: the name,
+/// the string or object form, and the route text itself.
+pub(crate) fn named_route(problems: &mut Problems, path: &JsonPath, name: &str, value: &Value) -> Option<RouteSpec> {
+    if !route_name_ok(name) {
+        problems.add(path, "route names must not be empty or contain '.', '$', '#' or spaces");
+    }
+    let spec = route(problems, path, value)?;
+    if spec.route.trim().is_empty() {
+        problems.add(path, "the route text is empty");
+    } else if let Err(error) = crate::routes::Route::parse(name, &spec.route) {
+        // The route language is checked here, so that a deployment with a
+        // broken route is refused whole, with the route's path and position.
+        problems.add(path, error.to_string());
+    }
+    Some(spec)
+}
+
 /// Reads `$edgeHub`'s `properties.desired`, recording every problem.
 pub fn parse(problems: &mut Problems, path: &JsonPath, value: &Value) -> Option<EdgeHubDesired> {
     let map = problems.object(path, value)?;
@@ -97,18 +114,7 @@ pub fn parse(problems: &mut Problems, path: &JsonPath, value: &Value) -> Option<
         Some(value) => {
             if let Some(entries) = problems.object(&routes_path, value) {
                 for (name, value) in entries {
-                    let route_path = routes_path.key(name);
-                    if !route_name_ok(name) {
-                        problems.add(&route_path, "route names must not be empty or contain '.', '$', '#' or spaces");
-                    }
-                    if let Some(spec) = route(problems, &route_path, value) {
-                        if spec.route.trim().is_empty() {
-                            problems.add(&route_path, "the route text is empty");
-                        } else if let Err(error) = crate::routes::Route::parse(name, &spec.route) {
-                            // The route language is checked here, so that a deployment with a
-                            // broken route is refused whole, with the route's path and position.
-                            problems.add(&route_path, error.to_string());
-                        }
+                    if let Some(spec) = named_route(problems, &routes_path.key(name), name, value) {
                         routes.insert(name.clone(), spec);
                     }
                 }

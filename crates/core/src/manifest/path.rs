@@ -21,6 +21,16 @@ impl JsonPath {
         segments.push(key.to_owned());
         Self(segments)
     }
+
+    /// How many keys deep this path is (`$` is 0).
+    pub fn depth(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether `prefix` is this path or one of its ancestors.
+    pub fn starts_with(&self, prefix: &JsonPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
 }
 
 impl fmt::Display for JsonPath {
@@ -144,5 +154,15 @@ mod tests {
     fn paths_quote_keys_that_are_not_identifiers() {
         let path = JsonPath::root().key("modulesContent").key("$edgeAgent").key("properties.desired").key("modules");
         assert_eq!(path.to_string(), "$.modulesContent['$edgeAgent']['properties.desired'].modules");
+    }
+
+    #[test]
+    fn a_path_starts_with_itself_and_its_ancestors_only() {
+        let agent = JsonPath::root().key("modulesContent").key("$edgeAgent");
+        let modules = agent.key("properties.desired").key("modules");
+        assert!(modules.starts_with(&agent) && modules.starts_with(&modules) && modules.starts_with(&JsonPath::root()));
+        assert!(!agent.starts_with(&modules));
+        assert!(!modules.starts_with(&JsonPath::root().key("modulesContent").key("$edgeHub")));
+        assert_eq!((JsonPath::root().depth(), modules.depth()), (0, 4));
     }
 }
