@@ -3,10 +3,14 @@
 //!
 //! [`routes`] is Azure IoT Edge's route language (edgeHub `routes`): parsing, type-checking
 //! and evaluating `FROM … WHERE … INTO …` against messages.
+//!
+//! [`query`] is IoT Hub's twin query condition (a deployment's `targetCondition`): parsing
+//! `tags.environment = 'prod' AND …` and deciding which device and module twins it selects.
 
 pub mod api_version;
 pub mod ids;
 pub mod manifest;
+pub mod query;
 pub mod routes;
 pub mod sas;
 pub mod time;
