@@ -31,6 +31,9 @@ mod eval;
 mod lexer;
 mod parser;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::str::FromStr;
 
