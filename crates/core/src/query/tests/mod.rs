@@ -1,10 +1,11 @@
-//! Target condition tests: syntax and canonical text, errors with their positions, and
-//! three-valued evaluation against twins.
+//! Target condition tests: syntax and canonical text, errors with their positions,
+//! three-valued evaluation against twins, and robustness against any input.
 
 #![allow(clippy::unwrap_used)]
 
 mod errors;
 mod evaluation;
+mod robustness;
 mod syntax;
 
 use serde_json::{Value, json};
