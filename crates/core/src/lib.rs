@@ -7,11 +7,18 @@
 //! [`manifest`] reads and validates deployment manifests (`modulesContent`); [`deployment`]
 //! decides which automatic deployments apply to a device and merges layered deployments onto
 //! their base into the device's effective manifest.
+//!
+//! [`query`] is IoT Hub's twin query condition (a deployment's `targetCondition`): parsing
+//! `tags.environment = 'prod' AND …` and deciding which device and module twins it selects.
+//!
+//! [`topology`] names the control plane's exchanges, queues and routing keys on the message
+//! broker.
 
 pub mod api_version;
 pub mod deployment;
 pub mod ids;
 pub mod manifest;
+pub mod query;
 pub mod routes;
 pub mod sas;
 pub mod time;

@@ -17,7 +17,7 @@ pub struct RouteError {
     pub problem: Problem,
 }
 
-/// A place in a route's text.
+/// A place in a text: a route, or a twin query condition (see [`crate::query`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     /// Byte offset from the start of the text.
