@@ -19,6 +19,24 @@ pub struct Config {
     pub api: ApiConfig,
     /// The message broker's auth endpoint.
     pub broker_auth: BrokerAuthConfig,
+    /// The message broker.
+    pub amqp: AmqpConfig,
+}
+
+/// `[amqp]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpConfig {
+    /// `amqp://host:port` or `amqps://host:port`, without credentials or virtual host.
+    pub url: String,
+    /// The type of every queue declared.
+    pub queue_type: crate::amqp::QueueType,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self { url: "amqp://127.0.0.1:5672".into(), queue_type: crate::amqp::QueueType::Classic }
+    }
 }
 
 /// `[cloud]`.
@@ -123,6 +141,9 @@ pub enum ConfigProblem {
     /// The service user could be taken for a device id.
     #[error("broker_auth.service_user must not be empty")]
     ServiceUser,
+    /// The broker URL is not amqp:// or amqps://.
+    #[error("amqp.url must start with amqp:// or amqps://, got {0:?}")]
+    AmqpUrl(String),
     /// Empty hub host name.
     #[error("cloud.hub_hostname must not be empty")]
     HubHostname,
@@ -144,6 +165,9 @@ impl Config {
         }
         if self.broker_auth.service_user.is_empty() {
             return Err(ConfigProblem::ServiceUser);
+        }
+        if !(self.amqp.url.starts_with("amqp://") || self.amqp.url.starts_with("amqps://")) {
+            return Err(ConfigProblem::AmqpUrl(self.amqp.url.clone()));
         }
         if self.cloud.hub_hostname.is_empty() {
             return Err(ConfigProblem::HubHostname);

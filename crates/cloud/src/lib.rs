@@ -9,6 +9,7 @@
 //! [`open`] builds everything from configuration and fails with a reason before anything is
 //! served; [`run`] serves until shutdown.
 
+pub mod amqp;
 pub mod api;
 pub mod broker_auth;
 pub mod config;
@@ -100,6 +101,10 @@ pub struct Opened {
     pub policy: Policy,
     /// The generated admin token's file, when operators are not configured.
     pub admin_token_file: Option<PathBuf>,
+    /// The broker link's settings.
+    pub link: amqp::LinkConfig,
+    /// Registry events for the broker link.
+    pub events: tokio::sync::mpsc::UnboundedReceiver<amqp::RegistryEvent>,
 }
 
 fn broker_secret(config: &Config) -> Result<String, StartError> {
@@ -136,7 +141,10 @@ pub fn open(config: &Config) -> Result<Opened, StartError> {
     let state_dir = &config.cloud.state_dir;
     create_dir(state_dir)?;
     let store = SledStore::open(&state_dir.join("store"))?;
-    let cloud = Arc::new(Cloud::new(Arc::new(store), &config.cloud.hub_hostname, config.cloud.token_skew_secs));
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let cloud = Arc::new(
+        Cloud::new(Arc::new(store), &config.cloud.hub_hostname, config.cloud.token_skew_secs).with_events(events_tx),
+    );
     let (operators, admin_token_file) = if config.api.operator.is_empty() {
         (Operators::generated_admin(state_dir)?, Some(state_dir.join(api::operators::ADMIN_TOKEN_FILE)))
     } else {
@@ -152,8 +160,16 @@ pub fn open(config: &Config) -> Result<Opened, StartError> {
     } else {
         None
     };
-    let policy = Policy::new(&config.broker_auth.vhost, &config.broker_auth.service_user, broker_secret(config)?);
-    Ok(Opened { cloud, operators: Arc::new(operators), tls, policy, admin_token_file })
+    let secret = broker_secret(config)?;
+    let policy = Policy::new(&config.broker_auth.vhost, &config.broker_auth.service_user, secret.clone());
+    let link = amqp::LinkConfig {
+        url: config.amqp.url.clone(),
+        vhost: config.broker_auth.vhost.clone(),
+        user: config.broker_auth.service_user.clone(),
+        password: secret,
+        queue_type: config.amqp.queue_type,
+    };
+    Ok(Opened { cloud, operators: Arc::new(operators), tls, policy, admin_token_file, link, events })
 }
 
 /// The sockets the control plane serves on.
@@ -167,17 +183,20 @@ pub struct Listeners {
 
 /// Serves the API and the broker auth endpoint until `shutdown`.
 pub async fn run(opened: Opened, listeners: Listeners, shutdown: CancellationToken) -> Result<(), RunError> {
-    let Opened { cloud, operators, tls, policy, .. } = opened;
+    let Opened { cloud, operators, tls, policy, link, events, .. } = opened;
     let tls = tls.map(|identity| {
         tonic::transport::ServerTlsConfig::new()
             .identity(tonic::transport::Identity::from_pem(identity.chain_pem, identity.key_pem))
     });
     let auth = tokio::spawn(broker_auth::serve(listeners.broker_auth, policy, cloud.clone(), shutdown.child_token()));
+    let link = tokio::spawn(amqp::run(link, cloud.clone(), events, shutdown.child_token()));
     let result = api::serve(listeners.api, tls, cloud, operators, shutdown.clone()).await;
-    // The API stopping (shutdown or failure) ends the broker endpoint too.
+    // The API stopping (shutdown or failure) ends the others too.
     shutdown.cancel();
-    if let Err(e) = auth.await {
-        tracing::error!(error = %e, "broker auth endpoint failed");
+    for (name, task) in [("broker auth endpoint", auth), ("broker link", link)] {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "{name} failed");
+        }
     }
     result.map_err(RunError::from)
 }

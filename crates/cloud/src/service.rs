@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use outpost_core::{DeviceId, ModuleId};
 use serde_json::{Map, Value};
 
+use crate::amqp::RegistryEvent;
 use crate::error::CloudError;
 use crate::registry::{Credentials, DeviceRecord, TokenCheck};
 use crate::store::{CloudStore, TwinKey, Write};
@@ -63,6 +64,8 @@ pub struct Cloud {
     writer: Mutex<()>,
     hub_hostname: String,
     token_skew_secs: u64,
+    /// Tells the broker link about devices created and deleted.
+    events: Option<tokio::sync::mpsc::UnboundedSender<RegistryEvent>>,
 }
 
 impl std::fmt::Debug for Cloud {
@@ -84,7 +87,20 @@ impl Cloud {
     /// The service over `store`, for devices of hub `hub_hostname` (the resource of their
     /// SAS tokens), accepting `token_skew_secs` of clock skew.
     pub fn new(store: Arc<dyn CloudStore>, hub_hostname: impl Into<String>, token_skew_secs: u64) -> Self {
-        Self { store, writer: Mutex::new(()), hub_hostname: hub_hostname.into(), token_skew_secs }
+        Self { store, writer: Mutex::new(()), hub_hostname: hub_hostname.into(), token_skew_secs, events: None }
+    }
+
+    /// Sends registry events (devices created and deleted) to `events`.
+    pub fn with_events(mut self, events: tokio::sync::mpsc::UnboundedSender<RegistryEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    fn tell(&self, event: RegistryEvent) {
+        if let Some(events) = &self.events {
+            // The link gone means shutdown; a reconnection reconciles everything anyway.
+            let _ = events.send(event);
+        }
     }
 
     /// The hub host name devices sign tokens for.
@@ -133,6 +149,7 @@ impl Cloud {
             Write::PutTwin(TwinKey::device(&record.id), twin),
         ])?;
         tracing::info!(device = %record.id, "device created");
+        self.tell(RegistryEvent::DeviceCreated(record.id.clone()));
         Ok(record)
     }
 
@@ -176,6 +193,7 @@ impl Cloud {
         check_etag("device", id, if_match, record.etag())?;
         self.store.apply(vec![Write::DeleteDevice(id.to_owned()), Write::DeleteTwins(id.to_owned())])?;
         tracing::info!(device = %id, "device deleted");
+        self.tell(RegistryEvent::DeviceDeleted(id.to_owned()));
         Ok(())
     }
 

@@ -4,11 +4,13 @@
 pub mod containerd;
 pub mod eventually;
 pub mod mosquitto;
+pub mod rabbitmq;
 pub mod registry;
 pub mod swtpm;
 
 pub use containerd::Containerd;
 pub use eventually::eventually;
 pub use mosquitto::Mosquitto;
+pub use rabbitmq::RabbitMq;
 pub use registry::Registry;
 pub use swtpm::Swtpm;

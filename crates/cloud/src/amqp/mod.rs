@@ -1,0 +1,178 @@
+//! The control plane's connection to RabbitMQ: one connection as the service user, the
+//! topology declared on every (re)connection, device queues kept in step with the registry
+//! (declared when a device is created and for every registered device after a reconnection,
+//! deleted with the device). Reconnects with jittered backoff.
+
+pub mod topology;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use self::topology::QueueType;
+use crate::service::Cloud;
+
+/// What the registry tells the broker link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryEvent {
+    /// A device was created: declare its queues.
+    DeviceCreated(String),
+    /// A device was deleted: delete its queues.
+    DeviceDeleted(String),
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// `amqp://host:port` (or `amqps://`), without credentials or virtual host.
+    pub url: String,
+    /// The virtual host.
+    pub vhost: String,
+    /// The service user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// Queue type of every declared queue.
+    pub queue_type: QueueType,
+}
+
+/// Devices declared per registry page on reconnection.
+const PAGE: usize = 500;
+/// Longest wait between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl LinkConfig {
+    /// The full AMQP URI with credentials and virtual host.
+    pub fn uri(&self) -> String {
+        let url = self.url.trim_end_matches('/');
+        let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
+        format!("{scheme}://{}:{}@{rest}/{}", encode(&self.user), encode(&self.password), encode(&self.vhost))
+    }
+}
+
+/// A delay between `base` and twice `base`, so that many clients do not retry in step.
+pub fn jittered(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
+
+async fn connect(config: &LinkConfig) -> Result<(Connection, Channel), lapin::Error> {
+    let properties = ConnectionProperties::default().with_connection_name("outpost-cloud".into());
+    let connection = Connection::connect(&config.uri(), properties).await?;
+    let channel = connection.create_channel().await?;
+    Ok((connection, channel))
+}
+
+async fn reconcile(channel: &Channel, cloud: &Arc<Cloud>, queue_type: QueueType) -> Result<usize, String> {
+    topology::declare(channel, queue_type).await.map_err(|e| format!("declaring the topology: {e}"))?;
+    let mut after = String::new();
+    let mut count = 0;
+    loop {
+        let page = {
+            let (cloud, after) = (cloud.clone(), after.clone());
+            tokio::task::spawn_blocking(move || cloud.devices(&after, PAGE))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        };
+        for device in &page {
+            topology::declare_device(channel, &device.id, queue_type)
+                .await
+                .map_err(|e| format!("declaring the queues of {}: {e}", device.id))?;
+        }
+        count += page.len();
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = last.id.clone(),
+            _ => return Ok(count),
+        }
+    }
+}
+
+/// Keeps the link up until `shutdown`, applying registry events as they come.
+pub async fn run(
+    config: LinkConfig,
+    cloud: Arc<Cloud>,
+    mut events: mpsc::UnboundedReceiver<RegistryEvent>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(500);
+    while !shutdown.is_cancelled() {
+        let (connection, channel) = match connect(&config).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::warn!(url = %config.url, error = %e, retry_in = ?backoff, "cannot connect to the message broker");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(jittered(backoff)) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        match reconcile(&channel, &cloud, config.queue_type).await {
+            Ok(devices) => {
+                tracing::info!(url = %config.url, devices, "connected to the message broker; topology declared");
+                backoff = Duration::from_millis(500);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot declare the topology");
+                let _ = connection.close(0, "retrying".into()).await;
+                continue;
+            }
+        }
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = connection.close(200, "shutting down".into()).await;
+                    return;
+                }
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    None => return,
+                },
+            };
+            let result = match &event {
+                RegistryEvent::DeviceCreated(device) => {
+                    topology::declare_device(&channel, device, config.queue_type).await
+                }
+                RegistryEvent::DeviceDeleted(device) => topology::delete_device(&channel, device).await,
+            };
+            if let Err(e) = result {
+                // The reconciliation after reconnecting declares whatever this missed.
+                tracing::warn!(?event, error = %e, "lost the message broker; reconnecting");
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uri_carries_encoded_credentials_and_vhost() {
+        let config = LinkConfig {
+            url: "amqp://127.0.0.1:5672/".into(),
+            vhost: "outpost".into(),
+            user: "outpost-cloud".into(),
+            password: "a/b@c".into(),
+            queue_type: QueueType::Classic,
+        };
+        assert_eq!(config.uri(), "amqp://outpost%2Dcloud:a%2Fb%40c@127.0.0.1:5672/outpost");
+    }
+
+    #[test]
+    fn jitter_stays_within_twice_the_base() {
+        let base = Duration::from_millis(100);
+        let d = jittered(base);
+        assert!(d >= base && d < base * 2);
+    }
+}
