@@ -1,4 +1,5 @@
-//! `outpost`: the operator CLI. Device commands talk gRPC over the daemons' Unix sockets.
+//! `outpost`: the operator CLI. Device commands talk gRPC over the daemons' Unix sockets;
+//! `outpost cloud …` talks to the control plane over TLS.
 
 mod commands;
 mod output;
@@ -38,6 +39,8 @@ enum Command {
     /// The hub: clients, sessions, queues and counters.
     #[command(subcommand)]
     Hub(commands::hub::HubCommand),
+    /// The fleet: devices, twins and deployments in outpost-cloud.
+    Cloud(commands::cloud::CloudCommand),
     /// Check the device's configuration and services.
     Check(commands::check::CheckArgs),
     /// Apply a deployment manifest (Azure `modulesContent` JSON).
@@ -107,6 +110,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Identity(cmd) => commands::identity::run(cmd, &cli.identity_socket, cli.output).await,
             Command::Hub(cmd) => commands::hub::run(cmd, &cli.hub_socket, cli.output).await,
+            Command::Cloud(cmd) => commands::cloud::run(cmd, cli.output).await,
             Command::Check(args) => {
                 commands::check::run(args, &cli.identity_socket, &cli.agent_socket, cli.output).await
             }

@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub mod check;
+pub mod cloud;
 pub mod hub;
 pub mod identity;
 pub mod images;

@@ -57,6 +57,9 @@ pub async fn serve(
     operators: Arc<Operators>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    // Both of rustls' providers may be compiled in (feature unification): pick ring, as the
+    // rest of Outpost does. Failing means one is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let auth = BearerAuth(operators);
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
