@@ -141,3 +141,103 @@ async fn operators_manage_devices_and_twins() {
     assert!(err.contains("is --ca-file right?"), "{err}");
     cloud.shutdown.cancel();
 }
+
+fn manifest(modules: Value) -> String {
+    serde_json::json!({"modulesContent": {
+        "$edgeAgent": {"properties.desired": {
+            "schemaVersion": "1.1",
+            "runtime": {"type": "docker", "settings": {}},
+            "systemModules": {
+                "edgeAgent": {"type": "docker", "settings": {"image": "outpost-agent:1"}},
+                "edgeHub": {"type": "docker", "status": "running", "restartPolicy": "always", "settings": {"image": "outpost-hub:1"}}
+            },
+            "modules": modules
+        }},
+        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {"up": "FROM /messages/* INTO $upstream"},
+            "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}}
+    }})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_target_deployments_by_tags_and_see_their_metrics() {
+    let cloud = start_cloud().await;
+    let (token, ca) = (cloud.token_file.clone(), cloud.ca_file.clone());
+    let cli = |args: &[&str]| run(&cloud, &token, &ca, args);
+    for (id, tags) in [("line-1", r#"{"env":"prod"}"#), ("line-2", r#"{"env":"prod"}"#), ("lab-1", r#"{"env":"test"}"#)]
+    {
+        ok(&cli(&["device", "create", id, "--tags", tags]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let sensor = serde_json::json!({"sensor": {"type": "docker", "status": "running", "restartPolicy": "always",
+        "settings": {"image": "sensor:1"}}});
+    std::fs::write(&base, manifest(sensor)).unwrap();
+    let layer = dir.path().join("layer.json");
+    std::fs::write(
+        &layer,
+        r#"{"modulesContent": {"$edgeAgent": {"properties.desired.modules.filter":
+            {"type": "docker", "status": "running", "restartPolicy": "always", "settings": {"image": "filter:1"}}}}}"#,
+    )
+    .unwrap();
+
+    let created = ok(&cli(&[
+        "deployment",
+        "create",
+        "prod-base",
+        "-f",
+        base.to_str().unwrap(),
+        "--target",
+        "tags.env='prod'",
+        "--priority",
+        "10",
+        "--label",
+        "team=ops",
+    ]));
+    assert!(created.contains("2 targeted, 2 applied"), "{created}");
+    ok(&cli(&[
+        "deployment",
+        "create",
+        "filters",
+        "-f",
+        layer.to_str().unwrap(),
+        "--target",
+        "*",
+        "--priority",
+        "20",
+        "--layered",
+    ]));
+
+    let table = ok(&cli(&["deployment", "list"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("DEPLOYMENT") && lines[0].contains("TARGETED"), "{table}");
+    assert!(lines[1].starts_with("filters") && lines[1].contains("layered"), "{table}");
+    let shown = ok(&cli(&["deployment", "show", "filters"]));
+    assert!(shown.contains("3 targeted, 2 applied"), "{shown}");
+    assert!(shown.contains("not applied: lab-1:"), "{shown}");
+
+    let twin: Value = serde_json::from_str(&ok(&cli(&["twin", "show", "line-1", "-m", "$edgeAgent"]))).unwrap();
+    let modules = twin["properties"]["desired"]["modules"].as_object().unwrap();
+    assert_eq!(modules.keys().collect::<Vec<_>>(), ["filter", "sensor"]);
+
+    // Retagging moves a device in; the metrics follow.
+    ok(&cli(&["device", "set-tags", "lab-1", r#"{"env":"prod"}"#]));
+    let json: Value = serde_json::from_str(&ok(&cli(&["deployment", "show", "prod-base", "-o", "json"]))).unwrap();
+    assert_eq!(json["systemMetrics"]["results"]["appliedCount"], 3);
+    assert_eq!(json["labels"]["team"], "ops");
+
+    // Bad input: the position of a bad condition, the path of a bad manifest.
+    let err =
+        failed(&cli(&["deployment", "create", "x", "-f", base.to_str().unwrap(), "--target", "tags.env = = 'a'"]));
+    assert!(err.contains("at 1:"), "{err}");
+    std::fs::write(&base, manifest(serde_json::json!({"bad": {"type": "docker"}}))).unwrap();
+    let err = failed(&cli(&["deployment", "create", "x", "-f", base.to_str().unwrap(), "--target", "*"]));
+    assert!(err.contains("modules.bad"), "{err}");
+    let err = failed(&cli(&["deployment", "create", "x", "-f", layer.to_str().unwrap(), "--target", "*"]));
+    assert!(err.contains("layered"), "{err}");
+
+    ok(&cli(&["deployment", "delete", "filters"]));
+    let twin: Value = serde_json::from_str(&ok(&cli(&["twin", "show", "line-1", "-m", "$edgeAgent"]))).unwrap();
+    assert_eq!(twin["properties"]["desired"]["modules"].as_object().unwrap().len(), 1);
+    cloud.shutdown.cancel();
+}

@@ -23,6 +23,12 @@ pub enum CloudError {
     /// A device of this id is registered already.
     #[error("device {0:?} exists already")]
     AlreadyExists(String),
+    /// A deployment of this id exists.
+    #[error("deployment {0:?} exists already")]
+    DeploymentExists(String),
+    /// A deployment is refused.
+    #[error(transparent)]
+    Deployment(#[from] crate::deployments::DeploymentError),
     /// The caller's etag is not the current one.
     #[error("{what} {id:?} has changed: its etag is {current}, not {given}")]
     EtagMismatch {
@@ -62,9 +68,10 @@ impl From<CloudError> for tonic::Status {
             | CloudError::Credentials(CredentialsError::Key { .. })
             | CloudError::Credentials(CredentialsError::Thumbprint { .. })
             | CloudError::Patch(_)
-            | CloudError::Field { .. } => tonic::Status::invalid_argument(message),
+            | CloudError::Field { .. }
+            | CloudError::Deployment(_) => tonic::Status::invalid_argument(message),
             CloudError::NotFound { .. } => tonic::Status::not_found(message),
-            CloudError::AlreadyExists(_) => tonic::Status::already_exists(message),
+            CloudError::AlreadyExists(_) | CloudError::DeploymentExists(_) => tonic::Status::already_exists(message),
             CloudError::EtagMismatch { .. } => tonic::Status::failed_precondition(message),
             CloudError::Credentials(CredentialsError::Random) | CloudError::Store(_) => {
                 tracing::error!(error = %message, "operation failed");

@@ -13,6 +13,7 @@ pub mod amqp;
 pub mod api;
 pub mod broker_auth;
 pub mod config;
+pub mod deployments;
 pub mod error;
 pub mod registry;
 pub mod service;

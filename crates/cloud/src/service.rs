@@ -13,6 +13,10 @@ use crate::registry::{Credentials, DeviceRecord, TokenCheck};
 use crate::store::{CloudStore, TwinKey, Write};
 use crate::twin::{Section, TwinDoc};
 
+mod deployments;
+
+pub use deployments::{DeploymentUpdate, NewDeployment};
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -142,12 +146,15 @@ impl Cloud {
             version: 1,
             connected: false,
             last_activity_ms: 0,
+            assignment: Default::default(),
         };
         self.store.apply(vec![
             Write::DeleteTwins(record.id.clone()),
             Write::PutDevice(record.clone()),
             Write::PutTwin(TwinKey::device(&record.id), twin),
         ])?;
+        self.reevaluate_device(&record.id)?;
+        let record = self.existing(&record.id)?;
         tracing::info!(device = %record.id, "device created");
         self.tell(RegistryEvent::DeviceCreated(record.id.clone()));
         Ok(record)
@@ -236,6 +243,9 @@ impl Cloud {
         if changed || self.store.twin(&key)?.is_none() {
             self.store.apply(vec![Write::PutTwin(key.clone(), twin.clone())])?;
             tracing::info!(twin = %twin_name(&key), version = twin.version, "twin updated");
+            if update.tags.is_some() {
+                self.reevaluate_device(device)?;
+            }
         }
         Ok(twin)
     }
@@ -248,6 +258,10 @@ impl Cloud {
         let mut twin = self.store.twin(&key)?.unwrap_or_default();
         if twin.patch(Section::Reported, patch)? || self.store.twin(&key)?.is_none() {
             self.store.apply(vec![Write::PutTwin(key, twin.clone())])?;
+            if module.is_empty() {
+                // Target conditions may read the device twin's reported properties.
+                self.reevaluate_device(device)?;
+            }
         }
         Ok(twin)
     }
@@ -289,3 +303,5 @@ pub fn twin_name(key: &TwinKey) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_deployments;

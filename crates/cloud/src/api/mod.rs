@@ -1,12 +1,14 @@
 //! The operator API (`outpost.cloud.v1`) over TCP with TLS: thin adapters from protobuf to
 //! the [`Cloud`](crate::service::Cloud) operations, behind bearer-token authentication.
 
+mod deployments;
 pub mod operators;
 mod registry;
 mod twins;
 
 use std::sync::Arc;
 
+use outpost_proto::cloud::v1::deployments_server::DeploymentsServer;
 use outpost_proto::cloud::v1::registry_server::RegistryServer;
 use outpost_proto::cloud::v1::twins_server::TwinsServer;
 use serde_json::{Map, Value};
@@ -15,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::CloudError;
 use crate::service::Cloud;
+pub use deployments::DeploymentsApi;
 pub use operators::{BearerAuth, Operators};
 pub use registry::RegistryApi;
 pub use twins::TwinsApi;
@@ -67,7 +70,8 @@ pub async fn serve(
     }
     builder
         .add_service(RegistryServer::with_interceptor(RegistryApi::new(cloud.clone()), auth.clone()))
-        .add_service(TwinsServer::with_interceptor(TwinsApi::new(cloud), auth))
+        .add_service(TwinsServer::with_interceptor(TwinsApi::new(cloud.clone()), auth.clone()))
+        .add_service(DeploymentsServer::with_interceptor(DeploymentsApi::new(cloud), auth))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.cancelled_owned(),

@@ -32,6 +32,9 @@ pub struct DeviceRecord {
     /// Unix milliseconds of the last sign-in or message; 0: never.
     #[serde(default)]
     pub last_activity_ms: u64,
+    /// Which deployments target it and which its configuration comes from.
+    #[serde(default)]
+    pub assignment: crate::deployments::assign::Assignment,
 }
 
 impl DeviceRecord {

@@ -15,6 +15,7 @@ fn device(id: &str) -> DeviceRecord {
         version: 1,
         connected: false,
         last_activity_ms: 0,
+        assignment: Default::default(),
     }
 }
 
@@ -49,12 +50,29 @@ pub(crate) fn check(store: &dyn CloudStore) {
     assert!(store.device("d2").unwrap().is_none());
     assert!(store.twins_of("d2").unwrap().is_empty());
     assert_eq!(store.twins_of("d1x").unwrap().len(), 1, "a device whose id extends another's keeps its twins");
+
+    let deployment = |id: &str| crate::deployments::DeploymentRecord {
+        id: id.into(),
+        content: Default::default(),
+        target_condition: "*".into(),
+        priority: 1,
+        layered: false,
+        labels: Default::default(),
+        created_ms: 1,
+        sequence: 1,
+        version: 1,
+    };
+    store.apply(vec![Write::PutDeployment(deployment("b")), Write::PutDeployment(deployment("a"))]).unwrap();
+    store.apply(vec![Write::DeleteDeployment("b".into()), Write::PutDeployment(deployment("c"))]).unwrap();
+    let ids: Vec<_> = store.deployments().unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, ["a", "c"]);
 }
 
 /// After [`check`] and a reopen, what was written is still there.
 pub(crate) fn check_after_reopen(store: &dyn CloudStore) {
     assert_eq!(store.devices("", 10).unwrap().len(), 3);
     assert_eq!(store.twins_of("d1").unwrap().len(), 3);
+    assert_eq!(store.deployments().unwrap().len(), 2);
 }
 
 #[test]

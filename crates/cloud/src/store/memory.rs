@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{CloudStore, StoreError, TwinKey, Write};
+use crate::deployments::DeploymentRecord;
 use crate::registry::DeviceRecord;
 use crate::twin::TwinDoc;
 
@@ -17,6 +18,7 @@ pub struct MemoryStore {
 struct Maps {
     devices: BTreeMap<String, DeviceRecord>,
     twins: BTreeMap<TwinKey, TwinDoc>,
+    deployments: BTreeMap<String, DeploymentRecord>,
 }
 
 impl MemoryStore {
@@ -51,6 +53,10 @@ impl CloudStore for MemoryStore {
             .collect())
     }
 
+    fn deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
+        Ok(self.maps().deployments.values().cloned().collect())
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let mut maps = self.maps();
         for write in writes {
@@ -65,6 +71,12 @@ impl CloudStore for MemoryStore {
                     maps.twins.insert(key, twin);
                 }
                 Write::DeleteTwins(device) => maps.twins.retain(|key, _| key.device != device),
+                Write::PutDeployment(deployment) => {
+                    maps.deployments.insert(deployment.id.clone(), deployment);
+                }
+                Write::DeleteDeployment(id) => {
+                    maps.deployments.remove(&id);
+                }
             }
         }
         Ok(())

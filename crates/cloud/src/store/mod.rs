@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 pub use self::memory::MemoryStore;
 pub use self::sled::SledStore;
+use crate::deployments::DeploymentRecord;
 use crate::registry::DeviceRecord;
 use crate::twin::TwinDoc;
 
@@ -62,6 +63,10 @@ pub enum Write {
     PutTwin(TwinKey, TwinDoc),
     /// Remove every twin of a device.
     DeleteTwins(String),
+    /// Insert or replace a deployment.
+    PutDeployment(DeploymentRecord),
+    /// Remove a deployment.
+    DeleteDeployment(String),
 }
 
 /// Why the store failed.
@@ -108,6 +113,8 @@ pub trait CloudStore: Send + Sync + 'static {
     fn twin(&self, key: &TwinKey) -> Result<Option<TwinDoc>, StoreError>;
     /// Every twin of a device: the device twin under the empty module name.
     fn twins_of(&self, device: &str) -> Result<BTreeMap<String, TwinDoc>, StoreError>;
+    /// Every deployment, in id order.
+    fn deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError>;
     /// Applies all the writes or none, durably.
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }

@@ -1,5 +1,5 @@
-//! The embedded [`CloudStore`]: sled trees `devices` and `twins` holding JSON records, each
-//! batch one transaction, flushed before it is acknowledged.
+//! The embedded [`CloudStore`]: sled trees `devices`, `twins` and `deployments` holding JSON
+//! records, each batch one transaction, flushed before it is acknowledged.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +9,7 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{CloudStore, StoreError, TwinKey, Write};
+use crate::deployments::DeploymentRecord;
 use crate::registry::DeviceRecord;
 use crate::twin::TwinDoc;
 
@@ -18,6 +19,7 @@ pub struct SledStore {
     db: sled::Db,
     devices: sled::Tree,
     twins: sled::Tree,
+    deployments: sled::Tree,
 }
 
 fn io(operation: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
@@ -55,7 +57,8 @@ impl SledStore {
         };
         let devices = db.open_tree("devices").map_err(io("open devices"))?;
         let twins = db.open_tree("twins").map_err(io("open twins"))?;
-        Ok(Self { db, devices, twins })
+        let deployments = db.open_tree("deployments").map_err(io("open deployments"))?;
+        Ok(Self { db, devices, twins, deployments })
     }
 }
 
@@ -103,6 +106,16 @@ impl CloudStore for SledStore {
         Ok(out)
     }
 
+    fn deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
+        self.deployments
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.map_err(io("list deployments"))?;
+                decode("deployment", &key, &value)
+            })
+            .collect()
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         // Twin deletions are by prefix, which a transaction cannot scan: collect the keys first.
         // Writers are serialised by the service, so the set cannot grow meanwhile.
@@ -114,26 +127,33 @@ impl CloudStore for SledStore {
                 }
             }
         }
-        let result: Result<(), TransactionError<()>> = (&self.devices, &self.twins).transaction(|(devices, twins)| {
-            for key in &doomed {
-                twins.remove(key.as_ref())?;
-            }
-            for write in &writes {
-                match write {
-                    Write::PutDevice(device) => {
-                        devices.insert(device.id.as_bytes(), encode(device))?;
-                    }
-                    Write::DeleteDevice(id) => {
-                        devices.remove(id.as_bytes())?;
-                    }
-                    Write::PutTwin(key, twin) => {
-                        twins.insert(key.encode(), encode(twin))?;
-                    }
-                    Write::DeleteTwins(_) => {}
+        let result: Result<(), TransactionError<()>> =
+            (&self.devices, &self.twins, &self.deployments).transaction(|(devices, twins, deployments)| {
+                for key in &doomed {
+                    twins.remove(key.as_ref())?;
                 }
-            }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
+                for write in &writes {
+                    match write {
+                        Write::PutDevice(device) => {
+                            devices.insert(device.id.as_bytes(), encode(device))?;
+                        }
+                        Write::DeleteDevice(id) => {
+                            devices.remove(id.as_bytes())?;
+                        }
+                        Write::PutTwin(key, twin) => {
+                            twins.insert(key.encode(), encode(twin))?;
+                        }
+                        Write::DeleteTwins(_) => {}
+                        Write::PutDeployment(deployment) => {
+                            deployments.insert(deployment.id.as_bytes(), encode(deployment))?;
+                        }
+                        Write::DeleteDeployment(id) => {
+                            deployments.remove(id.as_bytes())?;
+                        }
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
         match result {
             Ok(()) => {}
             Err(TransactionError::Storage(source)) => return Err(StoreError::Io { operation: "write", source }),

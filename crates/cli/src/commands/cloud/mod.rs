@@ -3,6 +3,7 @@
 //! variables, then the CLI's config file (`~/.config/outpost/cloud.toml`).
 
 mod connection;
+mod deployments;
 mod devices;
 mod twins;
 
@@ -29,6 +30,9 @@ enum Sub {
     /// Device and module twins.
     #[command(subcommand)]
     Twin(twins::TwinCommand),
+    /// Automatic deployments: modules for every device a condition selects.
+    #[command(subcommand)]
+    Deployment(deployments::DeploymentCommand),
 }
 
 /// Runs `command`.
@@ -37,5 +41,6 @@ pub async fn run(command: CloudCommand, format: Format) -> anyhow::Result<ExitCo
     match command.command {
         Sub::Device(cmd) => devices::run(cmd, &client, format).await,
         Sub::Twin(cmd) => twins::run(cmd, &client, format).await,
+        Sub::Deployment(cmd) => deployments::run(cmd, &client, format).await,
     }
 }
