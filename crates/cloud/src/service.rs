@@ -24,6 +24,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Telemetry messages kept for an operator stream that falls behind.
+const TELEMETRY_BUFFER: usize = 4096;
+
 /// A new device as asked for.
 #[derive(Debug, Clone, Default)]
 pub struct NewDevice {
@@ -70,6 +73,8 @@ pub struct Cloud {
     token_skew_secs: u64,
     /// Tells the broker link about devices created and deleted.
     events: Option<tokio::sync::mpsc::UnboundedSender<RegistryEvent>>,
+    /// Telemetry for operators' event streams.
+    telemetry: tokio::sync::broadcast::Sender<TelemetryEvent>,
 }
 
 impl std::fmt::Debug for Cloud {
@@ -91,7 +96,14 @@ impl Cloud {
     /// The service over `store`, for devices of hub `hub_hostname` (the resource of their
     /// SAS tokens), accepting `token_skew_secs` of clock skew.
     pub fn new(store: Arc<dyn CloudStore>, hub_hostname: impl Into<String>, token_skew_secs: u64) -> Self {
-        Self { store, writer: Mutex::new(()), hub_hostname: hub_hostname.into(), token_skew_secs, events: None }
+        Self {
+            store,
+            writer: Mutex::new(()),
+            hub_hostname: hub_hostname.into(),
+            token_skew_secs,
+            events: None,
+            telemetry: tokio::sync::broadcast::channel(TELEMETRY_BUFFER).0,
+        }
     }
 
     /// Sends registry events (devices created and deleted) to `events`.
@@ -105,6 +117,22 @@ impl Cloud {
             // The link gone means shutdown; a reconnection reconciles everything anyway.
             let _ = events.send(event);
         }
+    }
+
+    /// Applies `writes` and tells the broker link about twins waiting in the outbox.
+    fn commit(&self, writes: Vec<Write>) -> Result<(), CloudError> {
+        let deliveries: Vec<TwinKey> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Outbox(key, _) => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        self.store.apply(writes)?;
+        for key in deliveries {
+            self.tell(RegistryEvent::TwinChanged(key));
+        }
+        Ok(())
     }
 
     /// The hub host name devices sign tokens for.
@@ -237,11 +265,16 @@ impl Cloud {
         if let Some(tags) = &update.tags {
             changed |= twin.patch(Section::Tags, tags)?;
         }
+        let mut desired_changed = false;
         if let Some(desired) = &update.desired {
-            changed |= twin.patch(Section::Desired, desired)?;
+            desired_changed = twin.patch(Section::Desired, desired)?;
         }
-        if changed || self.store.twin(&key)?.is_none() {
-            self.store.apply(vec![Write::PutTwin(key.clone(), twin.clone())])?;
+        if changed || desired_changed || self.store.twin(&key)?.is_none() {
+            let mut writes = vec![Write::PutTwin(key.clone(), twin.clone())];
+            if desired_changed && !key.module.is_empty() {
+                writes.push(Write::Outbox(key.clone(), twin.desired_version));
+            }
+            self.commit(writes)?;
             tracing::info!(twin = %twin_name(&key), version = twin.version, "twin updated");
             if update.tags.is_some() {
                 self.reevaluate_device(device)?;
@@ -250,13 +283,28 @@ impl Cloud {
         Ok(twin)
     }
 
-    /// Merges a reported-properties patch sent by the device.
-    pub fn report(&self, device: &str, module: &str, patch: &Map<String, Value>) -> Result<TwinDoc, CloudError> {
+    /// Merges a reported-properties patch sent by the device. With a sequence number, a patch
+    /// at or below the last one applied to this twin is a redelivery and changes nothing.
+    pub fn report(
+        &self,
+        device: &str,
+        module: &str,
+        patch: &Map<String, Value>,
+        sequence: Option<u64>,
+    ) -> Result<TwinDoc, CloudError> {
         let key = Self::twin_key(device, module)?;
         let _guard = self.lock();
         self.existing(device)?;
         let mut twin = self.store.twin(&key)?.unwrap_or_default();
-        if twin.patch(Section::Reported, patch)? || self.store.twin(&key)?.is_none() {
+        if let Some(sequence) = sequence {
+            if sequence <= twin.reported_sequence {
+                tracing::debug!(twin = %twin_name(&key), sequence, "reported patch seen before");
+                return Ok(twin);
+            }
+            twin.reported_sequence = sequence;
+        }
+        let created = self.store.twin(&key)?.is_none();
+        if twin.patch(Section::Reported, patch)? || created || sequence.is_some() {
             self.store.apply(vec![Write::PutTwin(key, twin.clone())])?;
             if module.is_empty() {
                 // Target conditions may read the device twin's reported properties.
@@ -294,6 +342,43 @@ impl Cloud {
         self.store.apply(vec![Write::PutDevice(record)])?;
         Ok(())
     }
+}
+
+impl Cloud {
+    /// Twins waiting to be delivered.
+    pub fn outbox(&self) -> Result<Vec<(TwinKey, u64)>, CloudError> {
+        Ok(self.store.outbox()?)
+    }
+
+    /// A twin as stored, if it exists (for delivery).
+    pub fn stored_twin(&self, key: &TwinKey) -> Result<Option<TwinDoc>, CloudError> {
+        Ok(self.store.twin(key)?)
+    }
+
+    /// Forgets an outbox entry once the twin at `version` reached the broker.
+    pub fn delivered(&self, key: &TwinKey, version: u64) -> Result<bool, CloudError> {
+        Ok(self.store.delivered(key, version)?)
+    }
+
+    /// Operators watching telemetry.
+    pub fn telemetry(&self) -> &tokio::sync::broadcast::Sender<TelemetryEvent> {
+        &self.telemetry
+    }
+}
+
+/// A telemetry message as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryEvent {
+    /// The sending device.
+    pub device: String,
+    /// The sending module; empty for the device itself.
+    pub module: String,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Application properties.
+    pub properties: Vec<(String, String)>,
+    /// Unix milliseconds when the cloud received it.
+    pub received_ms: u64,
 }
 
 /// `device` or `device/module`, for messages.

@@ -32,6 +32,10 @@ pub struct TwinDoc {
     /// Bumped by every change of the twin; the etag.
     #[serde(default)]
     pub version: u64,
+    /// The sequence number of the last reported patch the device sent (redeliveries at or
+    /// below it are ignored).
+    #[serde(default)]
+    pub reported_sequence: u64,
 }
 
 /// Which part of a twin a patch is for.

@@ -25,6 +25,12 @@ use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 const HUB: &str = "outpost.test";
+const BASE_MANIFEST: &str = r#"{"modulesContent": {
+    "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1", "runtime": {"type": "docker", "settings": {}},
+        "systemModules": {"edgeAgent": {"type": "docker", "settings": {"image": "agent:1"}},
+            "edgeHub": {"type": "docker", "status": "running", "restartPolicy": "always", "settings": {"image": "hub:1"}}},
+        "modules": {}}},
+    "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {}, "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}}}}"#;
 const VHOST: &str = "outpost";
 
 struct Harness {
@@ -265,6 +271,205 @@ async fn disabled_and_deleted_devices_cannot_sign_in_and_their_queues_go() {
         }
         assert!(tokio::time::Instant::now() < deadline, "the deleted device's queues remain");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    harness.stop().await;
+}
+
+async fn next_delivery(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
+    let delivery = tokio::time::timeout(Duration::from_secs(30), consumer.next()).await.expect("a message within 30 s");
+    let delivery = delivery.unwrap().unwrap();
+    delivery.acker.ack(lapin::options::BasicAckOptions::default()).await.unwrap();
+    delivery
+}
+
+fn json_body(delivery: &lapin::message::Delivery) -> serde_json::Value {
+    serde_json::from_slice(&delivery.data).unwrap()
+}
+
+async fn publish_with(channel: &Channel, key: &str, body: &[u8], headers: &[(&str, &str)], correlation: Option<&str>) {
+    let mut table = FieldTable::default();
+    for (name, value) in headers {
+        table.insert((*name).into(), lapin::types::AMQPValue::LongString((*value).into()));
+    }
+    let mut properties = BasicProperties::default().with_delivery_mode(2).with_headers(table);
+    if let Some(id) = correlation {
+        properties = properties.with_correlation_id(id.into());
+    }
+    let confirm = channel
+        .basic_publish(D2C_EXCHANGE.into(), key.into(), BasicPublishOptions::default(), body, properties)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+}
+
+async fn eventually_twin(cloud: &Arc<Cloud>, device: &str, module: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (c, d, m) = (cloud.clone(), device.to_owned(), module.to_owned());
+        let twin = tokio::task::spawn_blocking(move || c.twin(&d, &m)).await.unwrap();
+        if let Ok(twin) = &twin
+            && check(&twin.reported_with_version())
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "twin {device}/{module} never got there: {twin:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
+    let harness = start().await;
+    let creds = create(&harness.cloud, "edge").await;
+    let service = harness.service().await;
+    queues_declared(&service, "edge").await;
+    let device = harness.connect("edge", &valid_token(&creds, "edge")).await.unwrap();
+    let channel = confirming(&device).await;
+    let consume = |component| {
+        let channel = channel.clone();
+        async move {
+            channel
+                .basic_consume(
+                    topology::device_queue("edge", component).as_str().into(),
+                    format!("{component}").as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let mut hub = consume(Component::Hub).await;
+    let mut agent = consume(Component::Agent).await;
+
+    // An operator's desired patch reaches the hub's queue as the whole twin.
+    let cloud = harness.cloud.clone();
+    tokio::task::spawn_blocking(move || {
+        let patch = serde_json::json!({"rate": 5}).as_object().unwrap().clone();
+        cloud
+            .update_twin(
+                "edge",
+                "sensor",
+                outpost_cloud::service::TwinUpdate { desired: Some(patch), ..Default::default() },
+            )
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let twin = next_delivery(&mut hub).await;
+    assert_eq!(twin.properties.kind().as_ref().unwrap().as_str(), "twin");
+    assert_eq!(json_body(&twin)["desired"], serde_json::json!({"rate": 5, "$version": 1}));
+
+    // Reported patches with sequence numbers: a redelivery changes nothing.
+    let reported = topology::up_key("edge", Some("sensor"), UpKind::Reported);
+    publish_with(&channel, &reported, br#"{"temp": 20}"#, &[("x-outpost-seq", "1")], None).await;
+    publish_with(&channel, &reported, br#"{"temp": 21}"#, &[("x-outpost-seq", "2")], None).await;
+    publish_with(&channel, &reported, br#"{"temp": 20}"#, &[("x-outpost-seq", "1")], None).await;
+    publish_with(&channel, &reported, br#"{"ok": true}"#, &[("x-outpost-seq", "3")], None).await;
+    eventually_twin(&harness.cloud, "edge", "sensor", |r| r["ok"] == true).await;
+    eventually_twin(&harness.cloud, "edge", "sensor", |r| r["temp"] == 21 && r["$version"] == 3).await;
+
+    // A twin request is answered on the component's queue with its correlation id.
+    publish_with(&channel, &topology::up_key("edge", Some("sensor"), UpKind::TwinGet), b"", &[], Some("req-7")).await;
+    let answer = next_delivery(&mut hub).await;
+    assert_eq!(answer.properties.correlation_id().as_ref().unwrap().as_str(), "req-7");
+    assert_eq!(json_body(&answer)["reported"]["temp"], 21);
+
+    // Poison goes to the dead-letter queue with the reason; the queue moves on.
+    publish_with(&channel, &reported, b"not json", &[("x-outpost-seq", "4")], None).await;
+    let watcher = service.create_channel().await.unwrap();
+    let mut dead = watcher
+        .basic_consume(
+            topology::DEAD_LETTER_QUEUE.into(),
+            "dead".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let letter = next_delivery(&mut dead).await;
+    let reason = match letter.properties.headers().as_ref().unwrap().inner().get(topology::REASON_HEADER) {
+        Some(lapin::types::AMQPValue::LongString(reason)) => reason.to_string(),
+        other => panic!("no reason header: {other:?}"),
+    };
+    assert!(reason.starts_with("a reported patch is not JSON"), "{reason}");
+    assert_eq!(letter.data, b"not json");
+
+    // Telemetry reaches operators' streams.
+    let mut stream = harness.cloud.telemetry().subscribe();
+    publish_with(
+        &channel,
+        &topology::up_key("edge", Some("sensor"), UpKind::Telemetry),
+        b"{\"t\":1}",
+        &[("unit", "C")],
+        None,
+    )
+    .await;
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.recv()).await.unwrap().unwrap();
+    assert_eq!((event.device.as_str(), event.module.as_str()), ("edge", "sensor"));
+    assert_eq!(event.properties, [("unit".to_owned(), "C".to_owned())]);
+
+    // A deployment's $edgeAgent twin reaches the agent's queue.
+    let cloud = harness.cloud.clone();
+    tokio::task::spawn_blocking(move || {
+        cloud
+            .create_deployment(outpost_cloud::service::NewDeployment {
+                id: "base".into(),
+                content: BASE_MANIFEST.into(),
+                target_condition: "deviceId = 'edge'".into(),
+                priority: 1,
+                ..Default::default()
+            })
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let twin = next_delivery(&mut agent).await;
+    assert_eq!(twin.properties.kind().as_ref().unwrap().as_str(), "twin");
+    let headers = twin.properties.headers().as_ref().unwrap().inner();
+    assert!(headers.get("x-outpost-module").is_some());
+    assert_eq!(json_body(&twin)["desired"]["systemModules"]["edgeHub"]["settings"]["image"], "hub:1");
+
+    // A change while the broker is down is delivered after it comes back (the outbox).
+    drop(hub);
+    drop(agent);
+    drop(device);
+    let mut harness = harness;
+    tokio::task::block_in_place(|| harness.rabbit.stop());
+    let cloud = harness.cloud.clone();
+    tokio::task::spawn_blocking(move || {
+        let patch = serde_json::json!({"rate": 9}).as_object().unwrap().clone();
+        cloud
+            .update_twin(
+                "edge",
+                "sensor",
+                outpost_cloud::service::TwinUpdate { desired: Some(patch), ..Default::default() },
+            )
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    tokio::task::block_in_place(|| harness.rabbit.start_again());
+    let device = harness.connect("edge", &valid_token(&creds, "edge")).await.unwrap();
+    let channel = device.create_channel().await.unwrap();
+    let mut hub = channel
+        .basic_consume(
+            topology::device_queue("edge", Component::Hub).as_str().into(),
+            "hub-again".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let twin = json_body(&next_delivery(&mut hub).await);
+        if twin["desired"]["rate"] == 9 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the change made while the broker was down never arrived");
     }
     harness.stop().await;
 }

@@ -1,8 +1,11 @@
 //! The control plane's connection to RabbitMQ: one connection as the service user, the
 //! topology declared on every (re)connection, device queues kept in step with the registry
 //! (declared when a device is created and for every registered device after a reconnection,
-//! deleted with the device). Reconnects with jittered backoff.
+//! deleted with the device), twins delivered from the outbox, and the inbound queues
+//! consumed ([`inbound`]). Reconnects with jittered backoff.
 
+pub mod inbound;
+pub mod outbox;
 pub mod topology;
 
 use std::sync::Arc;
@@ -22,6 +25,8 @@ pub enum RegistryEvent {
     DeviceCreated(String),
     /// A device was deleted: delete its queues.
     DeviceDeleted(String),
+    /// A twin's desired properties changed: deliver it (it waits in the outbox).
+    TwinChanged(crate::store::TwinKey),
 }
 
 /// Where and how to connect.
@@ -63,29 +68,42 @@ pub fn jittered(base: Duration) -> Duration {
     base + base.mul_f64(f64::from(nanos % 1000) / 1000.0)
 }
 
+/// Why the link stopped working (it reconnects).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The broker connection or a channel failed.
+    #[error(transparent)]
+    Amqp(#[from] lapin::Error),
+    /// The broker refused something.
+    #[error("{0}")]
+    Refused(String),
+    /// The store failed.
+    #[error(transparent)]
+    Cloud(#[from] crate::error::CloudError),
+    /// A blocking task failed.
+    #[error("a store task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 async fn connect(config: &LinkConfig) -> Result<(Connection, Channel), lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("outpost-cloud".into());
     let connection = Connection::connect(&config.uri(), properties).await?;
     let channel = connection.create_channel().await?;
+    channel.confirm_select(lapin::options::ConfirmSelectOptions::default()).await?;
     Ok((connection, channel))
 }
 
-async fn reconcile(channel: &Channel, cloud: &Arc<Cloud>, queue_type: QueueType) -> Result<usize, String> {
-    topology::declare(channel, queue_type).await.map_err(|e| format!("declaring the topology: {e}"))?;
+async fn reconcile(channel: &Channel, cloud: &Arc<Cloud>, queue_type: QueueType) -> Result<usize, LinkError> {
+    topology::declare(channel, queue_type).await?;
     let mut after = String::new();
     let mut count = 0;
     loop {
         let page = {
             let (cloud, after) = (cloud.clone(), after.clone());
-            tokio::task::spawn_blocking(move || cloud.devices(&after, PAGE))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || cloud.devices(&after, PAGE)).await??
         };
         for device in &page {
-            topology::declare_device(channel, &device.id, queue_type)
-                .await
-                .map_err(|e| format!("declaring the queues of {}: {e}", device.id))?;
+            topology::declare_device(channel, &device.id, queue_type).await?;
         }
         count += page.len();
         match page.last() {
@@ -95,7 +113,55 @@ async fn reconcile(channel: &Channel, cloud: &Arc<Cloud>, queue_type: QueueType)
     }
 }
 
-/// Keeps the link up until `shutdown`, applying registry events as they come.
+/// Applies registry events until the channel fails or `shutdown`.
+async fn follow_registry(
+    channel: &Channel,
+    cloud: &Arc<Cloud>,
+    queue_type: QueueType,
+    events: &mut mpsc::UnboundedReceiver<RegistryEvent>,
+    shutdown: &CancellationToken,
+) -> Result<(), LinkError> {
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return Ok(()),
+            },
+        };
+        match event {
+            RegistryEvent::DeviceCreated(device) => topology::declare_device(channel, &device, queue_type).await?,
+            RegistryEvent::DeviceDeleted(device) => topology::delete_device(channel, &device).await?,
+            // The outbox holds the version; delivering reads the twin as it is now.
+            RegistryEvent::TwinChanged(_) => {
+                outbox::deliver_all(channel, cloud).await?;
+            }
+        }
+    }
+}
+
+/// One connection's life: declare, catch up, then follow the registry and consume.
+async fn session(
+    config: &LinkConfig,
+    connection: &Connection,
+    channel: &Channel,
+    cloud: &Arc<Cloud>,
+    events: &mut mpsc::UnboundedReceiver<RegistryEvent>,
+    shutdown: &CancellationToken,
+) -> Result<(), LinkError> {
+    let devices = reconcile(channel, cloud, config.queue_type).await?;
+    let delivered = outbox::deliver_all(channel, cloud).await?;
+    tracing::info!(url = %config.url, devices, delivered, "connected to the message broker; topology declared");
+    let stop = shutdown.child_token();
+    let _stop_others = stop.clone().drop_guard();
+    tokio::select! {
+        result = follow_registry(channel, cloud, config.queue_type, events, &stop) => result,
+        result = inbound::twins(connection, cloud.clone(), stop.clone()) => result,
+        result = inbound::telemetry(connection, cloud.clone(), stop.clone()) => result,
+    }
+}
+
+/// Keeps the link up until `shutdown`, applying registry events and delivering twins.
 pub async fn run(
     config: LinkConfig,
     cloud: Arc<Cloud>,
@@ -104,51 +170,24 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(500);
     while !shutdown.is_cancelled() {
-        let (connection, channel) = match connect(&config).await {
-            Ok(link) => link,
-            Err(e) => {
-                tracing::warn!(url = %config.url, error = %e, retry_in = ?backoff, "cannot connect to the message broker");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(jittered(backoff)) => {}
+        match connect(&config).await {
+            Ok((connection, channel)) => {
+                let result = session(&config, &connection, &channel, &cloud, &mut events, &shutdown).await;
+                let _ = connection.close(200, "closing".into()).await;
+                match result {
+                    Ok(()) => return,
+                    Err(e) => tracing::warn!(url = %config.url, error = %e, "lost the message broker; reconnecting"),
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        match reconcile(&channel, &cloud, config.queue_type).await {
-            Ok(devices) => {
-                tracing::info!(url = %config.url, devices, "connected to the message broker; topology declared");
                 backoff = Duration::from_millis(500);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot declare the topology");
-                let _ = connection.close(0, "retrying".into()).await;
-                continue;
+                tracing::warn!(url = %config.url, error = %e, retry_in = ?backoff, "cannot connect to the message broker");
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-        loop {
-            let event = tokio::select! {
-                () = shutdown.cancelled() => {
-                    let _ = connection.close(200, "shutting down".into()).await;
-                    return;
-                }
-                event = events.recv() => match event {
-                    Some(event) => event,
-                    None => return,
-                },
-            };
-            let result = match &event {
-                RegistryEvent::DeviceCreated(device) => {
-                    topology::declare_device(&channel, device, config.queue_type).await
-                }
-                RegistryEvent::DeviceDeleted(device) => topology::delete_device(&channel, device).await,
-            };
-            if let Err(e) = result {
-                // The reconciliation after reconnecting declares whatever this missed.
-                tracing::warn!(?event, error = %e, "lost the message broker; reconnecting");
-                break;
-            }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(jittered(backoff)) => {}
         }
     }
 }

@@ -69,7 +69,10 @@ impl Cloud {
             let key = TwinKey::module(&device.id, &module);
             let mut module_twin = self.store.twin(&key)?.unwrap_or_default();
             match module_twin.replace_desired(desired) {
-                Ok(true) => writes.push(Write::PutTwin(key, module_twin)),
+                Ok(true) => {
+                    writes.push(Write::Outbox(key.clone(), module_twin.desired_version));
+                    writes.push(Write::PutTwin(key, module_twin));
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(device = %device.id, %module, error = %e, "effective configuration refused by the twin");
@@ -92,7 +95,7 @@ impl Cloud {
         let compiled = self.compiled()?;
         let writes = self.reevaluate(&mut device, &compiled)?;
         if !writes.is_empty() {
-            self.store.apply(writes)?;
+            self.commit(writes)?;
         }
         Ok(())
     }
@@ -110,7 +113,7 @@ impl Cloud {
                 writes.extend(device_writes);
             }
             if !writes.is_empty() {
-                self.store.apply(writes)?;
+                self.commit(writes)?;
             }
             match page.last() {
                 Some(last) if page.len() == BATCH => after = last.id.clone(),

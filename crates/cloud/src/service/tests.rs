@@ -108,8 +108,8 @@ fn module_twins_appear_on_first_write_and_have_no_tags() {
 fn reported_patches_merge() {
     let cloud = cloud();
     cloud.create_device(NewDevice { id: "d".into(), ..NewDevice::default() }).unwrap();
-    cloud.report("d", "$edgeAgent", &obj(json!({"a": {"b": 1, "c": 2}}))).unwrap();
-    let twin = cloud.report("d", "$edgeAgent", &obj(json!({"a": {"c": null}}))).unwrap();
+    cloud.report("d", "$edgeAgent", &obj(json!({"a": {"b": 1, "c": 2}})), None).unwrap();
+    let twin = cloud.report("d", "$edgeAgent", &obj(json!({"a": {"c": null}})), None).unwrap();
     assert_eq!(twin.reported_with_version(), json!({"a": {"b": 1}, "$version": 2}));
 }
 

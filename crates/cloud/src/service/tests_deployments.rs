@@ -157,13 +157,28 @@ fn metrics_follow_the_agents_reports() {
     deploy(&cloud, "prod", "tags.env = 'prod'", 1, false, base_content(json!({})));
     let version = cloud.twin("a", "$edgeAgent").unwrap().desired_version;
     cloud
-        .report("a", "$edgeAgent", &obj(json!({"lastDesiredVersion": version, "lastDesiredStatus": {"code": 200}})))
+        .report(
+            "a",
+            "$edgeAgent",
+            &obj(json!({"lastDesiredVersion": version, "lastDesiredStatus": {"code": 200}})),
+            None,
+        )
         .unwrap();
     cloud
-        .report("b", "$edgeAgent", &obj(json!({"lastDesiredVersion": version, "lastDesiredStatus": {"code": 500}})))
+        .report(
+            "b",
+            "$edgeAgent",
+            &obj(json!({"lastDesiredVersion": version, "lastDesiredStatus": {"code": 500}})),
+            None,
+        )
         .unwrap();
     cloud
-        .report("c", "$edgeAgent", &obj(json!({"lastDesiredVersion": version - 1, "lastDesiredStatus": {"code": 200}})))
+        .report(
+            "c",
+            "$edgeAgent",
+            &obj(json!({"lastDesiredVersion": version - 1, "lastDesiredStatus": {"code": 200}})),
+            None,
+        )
         .unwrap();
     let m = cloud.deployment_metrics("prod").unwrap();
     assert_eq!((m.targeted, m.applied, m.reporting_success, m.reporting_failure), (3, 3, 1, 1));
@@ -175,7 +190,7 @@ fn conditions_on_reported_properties_follow_reports() {
     device(&cloud, "d", json!({}));
     deploy(&cloud, "arm", "properties.reported.arch = 'arm64'", 1, false, base_content(json!({})));
     assert!(cloud.device("d").unwrap().assignment.targeted.is_empty());
-    cloud.report("d", "", &obj(json!({"arch": "arm64"}))).unwrap();
+    cloud.report("d", "", &obj(json!({"arch": "arm64"})), None).unwrap();
     assert_eq!(cloud.device("d").unwrap().assignment.applied, ["arm"]);
 }
 

@@ -66,6 +66,16 @@ pub(crate) fn check(store: &dyn CloudStore) {
     store.apply(vec![Write::DeleteDeployment("b".into()), Write::PutDeployment(deployment("c"))]).unwrap();
     let ids: Vec<_> = store.deployments().unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(ids, ["a", "c"]);
+
+    let agent = TwinKey::module("d1", "$edgeAgent");
+    store.apply(vec![Write::Outbox(agent.clone(), 1), Write::Outbox(TwinKey::module("d3", "m"), 4)]).unwrap();
+    store.apply(vec![Write::Outbox(agent.clone(), 2)]).unwrap();
+    assert!(!store.delivered(&agent, 1).unwrap(), "a newer change keeps the entry");
+    assert_eq!(store.outbox().unwrap(), [(agent.clone(), 2), (TwinKey::module("d3", "m"), 4)]);
+    assert!(store.delivered(&agent, 2).unwrap());
+    store.apply(vec![Write::DeleteTwins("d3".into())]).unwrap();
+    assert!(store.outbox().unwrap().is_empty(), "a deleted device's deliveries go with it");
+    store.apply(vec![Write::Outbox(agent, 3)]).unwrap();
 }
 
 /// After [`check`] and a reopen, what was written is still there.
@@ -73,6 +83,7 @@ pub(crate) fn check_after_reopen(store: &dyn CloudStore) {
     assert_eq!(store.devices("", 10).unwrap().len(), 3);
     assert_eq!(store.twins_of("d1").unwrap().len(), 3);
     assert_eq!(store.deployments().unwrap().len(), 2);
+    assert_eq!(store.outbox().unwrap(), [(TwinKey::module("d1", "$edgeAgent"), 3)]);
 }
 
 #[test]

@@ -19,6 +19,7 @@ struct Maps {
     devices: BTreeMap<String, DeviceRecord>,
     twins: BTreeMap<TwinKey, TwinDoc>,
     deployments: BTreeMap<String, DeploymentRecord>,
+    outbox: BTreeMap<TwinKey, u64>,
 }
 
 impl MemoryStore {
@@ -57,6 +58,19 @@ impl CloudStore for MemoryStore {
         Ok(self.maps().deployments.values().cloned().collect())
     }
 
+    fn outbox(&self) -> Result<Vec<(TwinKey, u64)>, StoreError> {
+        Ok(self.maps().outbox.iter().map(|(k, v)| (k.clone(), *v)).collect())
+    }
+
+    fn delivered(&self, key: &TwinKey, version: u64) -> Result<bool, StoreError> {
+        let mut maps = self.maps();
+        if maps.outbox.get(key) == Some(&version) {
+            maps.outbox.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let mut maps = self.maps();
         for write in writes {
@@ -70,7 +84,13 @@ impl CloudStore for MemoryStore {
                 Write::PutTwin(key, twin) => {
                     maps.twins.insert(key, twin);
                 }
-                Write::DeleteTwins(device) => maps.twins.retain(|key, _| key.device != device),
+                Write::DeleteTwins(device) => {
+                    maps.twins.retain(|key, _| key.device != device);
+                    maps.outbox.retain(|key, _| key.device != device);
+                }
+                Write::Outbox(key, version) => {
+                    maps.outbox.insert(key, version);
+                }
                 Write::PutDeployment(deployment) => {
                     maps.deployments.insert(deployment.id.clone(), deployment);
                 }

@@ -67,6 +67,9 @@ pub enum Write {
     PutDeployment(DeploymentRecord),
     /// Remove a deployment.
     DeleteDeployment(String),
+    /// Record that a twin's desired properties (at this desired version) must reach the
+    /// device: the outbox entry stays until [`CloudStore::delivered`] removes it.
+    Outbox(TwinKey, u64),
 }
 
 /// Why the store failed.
@@ -115,6 +118,11 @@ pub trait CloudStore: Send + Sync + 'static {
     fn twins_of(&self, device: &str) -> Result<BTreeMap<String, TwinDoc>, StoreError>;
     /// Every deployment, in id order.
     fn deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError>;
+    /// Twins waiting to be delivered, with the desired version each waits at.
+    fn outbox(&self) -> Result<Vec<(TwinKey, u64)>, StoreError>;
+    /// Removes the outbox entry of `key` if it still waits at `version` (a newer change keeps
+    /// it); returns whether it was removed. Durable when it returns.
+    fn delivered(&self, key: &TwinKey, version: u64) -> Result<bool, StoreError>;
     /// Applies all the writes or none, durably.
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }

@@ -1,5 +1,6 @@
 //! The embedded [`CloudStore`]: sled trees `devices`, `twins` and `deployments` holding JSON
-//! records, each batch one transaction, flushed before it is acknowledged.
+//! records and `outbox` (twin key → desired version), each batch one transaction, flushed
+//! before it is acknowledged.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,7 @@ pub struct SledStore {
     devices: sled::Tree,
     twins: sled::Tree,
     deployments: sled::Tree,
+    outbox: sled::Tree,
 }
 
 fn io(operation: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
@@ -58,7 +60,8 @@ impl SledStore {
         let devices = db.open_tree("devices").map_err(io("open devices"))?;
         let twins = db.open_tree("twins").map_err(io("open twins"))?;
         let deployments = db.open_tree("deployments").map_err(io("open deployments"))?;
-        Ok(Self { db, devices, twins, deployments })
+        let outbox = db.open_tree("outbox").map_err(io("open outbox"))?;
+        Ok(Self { db, devices, twins, deployments, outbox })
     }
 }
 
@@ -116,21 +119,55 @@ impl CloudStore for SledStore {
             .collect()
     }
 
+    fn outbox(&self) -> Result<Vec<(TwinKey, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.outbox.iter() {
+            let (key, value) = entry.map_err(io("list outbox"))?;
+            let corrupt = |reason: &str| StoreError::Corrupt {
+                what: "outbox entry",
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: reason.to_owned(),
+            };
+            let twin = TwinKey::decode(&key).ok_or_else(|| corrupt("bad key"))?;
+            let version = <[u8; 8]>::try_from(value.as_ref()).map_err(|_| corrupt("bad version"))?;
+            out.push((twin, u64::from_be_bytes(version)));
+        }
+        Ok(out)
+    }
+
+    fn delivered(&self, key: &TwinKey, version: u64) -> Result<bool, StoreError> {
+        let swapped = self
+            .outbox
+            .compare_and_swap(key.encode(), Some(&version.to_be_bytes()[..]), None::<&[u8]>)
+            .map_err(io("clear outbox"))?;
+        if swapped.is_ok() {
+            self.db.flush().map_err(io("flush"))?;
+        }
+        Ok(swapped.is_ok())
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         // Twin deletions are by prefix, which a transaction cannot scan: collect the keys first.
         // Writers are serialised by the service, so the set cannot grow meanwhile.
         let mut doomed = Vec::new();
+        let mut undeliverable = Vec::new();
         for write in &writes {
             if let Write::DeleteTwins(device) = write {
                 for entry in self.twins.scan_prefix(TwinKey::device(device).encode()) {
                     doomed.push(entry.map_err(io("list twins"))?.0);
                 }
+                for entry in self.outbox.scan_prefix(TwinKey::device(device).encode()) {
+                    undeliverable.push(entry.map_err(io("list outbox"))?.0);
+                }
             }
         }
-        let result: Result<(), TransactionError<()>> =
-            (&self.devices, &self.twins, &self.deployments).transaction(|(devices, twins, deployments)| {
+        let result: Result<(), TransactionError<()>> = (&self.devices, &self.twins, &self.deployments, &self.outbox)
+            .transaction(|(devices, twins, deployments, outbox)| {
                 for key in &doomed {
                     twins.remove(key.as_ref())?;
+                }
+                for key in &undeliverable {
+                    outbox.remove(key.as_ref())?;
                 }
                 for write in &writes {
                     match write {
@@ -149,6 +186,9 @@ impl CloudStore for SledStore {
                         }
                         Write::DeleteDeployment(id) => {
                             deployments.remove(id.as_bytes())?;
+                        }
+                        Write::Outbox(key, version) => {
+                            outbox.insert(key.encode(), &version.to_be_bytes()[..])?;
                         }
                     }
                 }
