@@ -12,6 +12,7 @@
 pub mod amqp;
 pub mod api;
 pub mod broker_auth;
+pub mod calls;
 pub mod config;
 pub mod deployments;
 pub mod error;

@@ -75,6 +75,8 @@ pub struct Cloud {
     events: Option<tokio::sync::mpsc::UnboundedSender<RegistryEvent>>,
     /// Telemetry for operators' event streams.
     telemetry: tokio::sync::broadcast::Sender<TelemetryEvent>,
+    /// Direct method calls waiting for their answer.
+    calls: crate::calls::Calls,
 }
 
 impl std::fmt::Debug for Cloud {
@@ -103,6 +105,7 @@ impl Cloud {
             token_skew_secs,
             events: None,
             telemetry: tokio::sync::broadcast::channel(TELEMETRY_BUFFER).0,
+            calls: crate::calls::Calls::default(),
         }
     }
 
@@ -358,6 +361,24 @@ impl Cloud {
     /// Forgets an outbox entry once the twin at `version` reached the broker.
     pub fn delivered(&self, key: &TwinKey, version: u64) -> Result<bool, CloudError> {
         Ok(self.store.delivered(key, version)?)
+    }
+
+    /// Direct method calls waiting for their answer.
+    pub fn calls(&self) -> &crate::calls::Calls {
+        &self.calls
+    }
+
+    /// Hands a message for a device to the broker link; resolves when the broker confirmed
+    /// it, or fails with why (no link: the caller decides how long to wait).
+    pub async fn send_down(&self, message: crate::amqp::Outgoing) -> Result<(), String> {
+        let Some(events) = &self.events else {
+            return Err("this control plane has no message broker link".into());
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        events
+            .send(RegistryEvent::Send(Box::new(message), reply))
+            .map_err(|_| "the message broker link has stopped".to_owned())?;
+        answer.await.map_err(|_| "the message broker link dropped the message".to_owned())?
     }
 
     /// Operators watching telemetry.

@@ -35,6 +35,8 @@ const VHOST: &str = "outpost";
 
 struct Harness {
     rabbit: RabbitMq,
+    api: std::net::SocketAddr,
+    admin_token: String,
     cloud: Arc<Cloud>,
     service_password: String,
     shutdown: CancellationToken,
@@ -58,12 +60,23 @@ async fn start() -> Harness {
     config.broker_auth.service_password = Some("service-secret".into());
     config.amqp.url = format!("amqp://127.0.0.1:{}", rabbit.port());
     let opened = outpost_cloud::open(&config).unwrap();
+    let admin_token = std::fs::read_to_string(opened.admin_token_file.clone().unwrap()).unwrap().trim().to_owned();
+    let api_addr = config.api.bind;
     let cloud = opened.cloud.clone();
     let shutdown = CancellationToken::new();
     let listeners = outpost_cloud::Listeners { api, broker_auth };
     let stop = shutdown.clone();
     let task = tokio::spawn(async move { outpost_cloud::run(opened, listeners, stop).await.unwrap() });
-    Harness { rabbit, cloud, service_password: "service-secret".into(), shutdown, task, _state: state }
+    Harness {
+        rabbit,
+        api: api_addr,
+        admin_token,
+        cloud,
+        service_password: "service-secret".into(),
+        shutdown,
+        task,
+        _state: state,
+    }
 }
 
 impl Harness {
@@ -471,5 +484,144 @@ async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
         }
         assert!(tokio::time::Instant::now() < deadline, "the change made while the broker was down never arrived");
     }
+    harness.stop().await;
+}
+
+impl Harness {
+    async fn messaging(
+        &self,
+    ) -> outpost_proto::cloud::v1::messaging_client::MessagingClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, impl tonic::service::Interceptor>,
+    > {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.api)).unwrap().connect().await.unwrap();
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {}", self.admin_token).parse().unwrap();
+        outpost_proto::cloud::v1::messaging_client::MessagingClient::with_interceptor(
+            channel,
+            move |mut request: tonic::Request<()>| {
+                request.metadata_mut().insert("authorization", bearer.clone());
+                Ok(request)
+            },
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_call_methods_send_messages_and_watch_telemetry() {
+    use outpost_proto::cloud::v1 as pb;
+    let harness = start().await;
+    let creds = create(&harness.cloud, "edge").await;
+    let service = harness.service().await;
+    queues_declared(&service, "edge").await;
+    let device = harness.connect("edge", &valid_token(&creds, "edge")).await.unwrap();
+    let channel = confirming(&device).await;
+    let mut hub = channel
+        .basic_consume(
+            topology::device_queue("edge", Component::Hub).as_str().into(),
+            "hub".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    // The device answers "echo" calls and ignores "slow" ones; it records messages.
+    let (messages_tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    let responder = {
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = hub.next().await {
+                delivery.acker.ack(lapin::options::BasicAckOptions::default()).await.unwrap();
+                let kind = delivery.properties.kind().as_ref().map(|k| k.to_string()).unwrap_or_default();
+                let headers = delivery.properties.headers().clone().unwrap_or_default();
+                let method = match headers.inner().get("x-outpost-method") {
+                    Some(lapin::types::AMQPValue::LongString(m)) => m.to_string(),
+                    _ => String::new(),
+                };
+                if kind == "method-request" && method == "echo" {
+                    let correlation = delivery.properties.correlation_id().as_ref().unwrap().to_string();
+                    let key = topology::up_key("edge", Some("sensor"), UpKind::MethodResponse);
+                    publish_with(&channel, &key, &delivery.data, &[("x-outpost-status", "201")], Some(&correlation))
+                        .await;
+                } else if kind == "c2d-message" {
+                    messages_tx.send(delivery).unwrap();
+                }
+            }
+        })
+    };
+    let mut api = harness.messaging().await;
+    let answer = api
+        .invoke_method(pb::InvokeMethodRequest {
+            device_id: "edge".into(),
+            module_id: "sensor".into(),
+            method_name: "echo".into(),
+            payload_json: r#"{"n": 1}"#.into(),
+            response_timeout_secs: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status, 201);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&answer.payload_json).unwrap(), serde_json::json!({"n": 1}));
+
+    let slow = api
+        .invoke_method(pb::InvokeMethodRequest {
+            device_id: "edge".into(),
+            module_id: "sensor".into(),
+            method_name: "slow".into(),
+            payload_json: String::new(),
+            response_timeout_secs: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(slow.code(), tonic::Code::DeadlineExceeded);
+    assert!(slow.message().contains("did not answer slow within 1 s"), "{}", slow.message());
+    let unknown = api
+        .invoke_method(pb::InvokeMethodRequest {
+            device_id: "ghost".into(),
+            module_id: "sensor".into(),
+            method_name: "echo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert_eq!(harness.cloud.calls().waiting(), 0, "finished and abandoned calls are forgotten");
+
+    let sent = api
+        .send_message(pb::SendMessageRequest {
+            device_id: "edge".into(),
+            body: b"open the valve".to_vec(),
+            properties: [("priority".to_owned(), "high".to_owned())].into(),
+            ttl_secs: 60,
+            message_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let message = tokio::time::timeout(Duration::from_secs(10), messages.recv()).await.unwrap().unwrap();
+    assert_eq!(message.data, b"open the valve");
+    assert_eq!(message.properties.message_id().as_ref().unwrap().as_str(), sent.message_id);
+    assert_eq!(message.properties.expiration().as_ref().unwrap().as_str(), "60000");
+
+    let mut events = api
+        .monitor_events(pb::MonitorEventsRequest { device_id: "edge".into(), module_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    // The stream is live once the call returns; publish until an event shows (subscription races).
+    let key = topology::up_key("edge", Some("sensor"), UpKind::Telemetry);
+    let event = loop {
+        publish_with(&channel, &key, b"{\"t\":7}", &[("unit", "C")], None).await;
+        if let Ok(event) = tokio::time::timeout(Duration::from_millis(500), events.message()).await {
+            break event.unwrap().unwrap();
+        }
+    };
+    assert_eq!((event.device_id.as_str(), event.module_id.as_str()), ("edge", "sensor"));
+    assert_eq!(event.body, b"{\"t\":7}");
+    assert_eq!(event.properties["unit"], "C");
+    responder.abort();
+    drop(events);
+    drop(api);
     harness.stop().await;
 }

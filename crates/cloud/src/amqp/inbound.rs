@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::LinkError;
 use super::outbox::{send, twin_body};
-use super::topology::{TELEMETRY_QUEUE, TWIN_QUEUE};
+use super::topology::{METHODS_QUEUE, TELEMETRY_QUEUE, TWIN_QUEUE};
+use crate::calls::MethodAnswer;
 use crate::error::CloudError;
 use crate::service::{Cloud, TelemetryEvent, now_ms};
 use crate::store::TwinKey;
@@ -215,5 +216,37 @@ pub async fn telemetry(
             }
         }
         delivery.acker.ack(BasicAckOptions::default()).await?;
+    }
+}
+
+/// Consumes method answers and hands each to the call waiting for it (late answers, whose
+/// caller gave up, are dropped).
+pub async fn method_responses(
+    connection: &Connection,
+    cloud: Arc<Cloud>,
+    shutdown: CancellationToken,
+) -> Result<(), LinkError> {
+    let (channel, mut consumer) = consumer(connection, METHODS_QUEUE, "outpost-cloud-methods").await?;
+    loop {
+        let delivery = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            next = consumer.next() => match next {
+                Some(delivery) => delivery?,
+                None => return Err(LinkError::Refused("the method consumer was cancelled".into())),
+            },
+        };
+        let id = delivery.properties.correlation_id().as_ref().map(|c| c.to_string());
+        let status = header(&delivery, "x-outpost-status").and_then(|s| s.parse::<i32>().ok());
+        match (id, status) {
+            (Some(id), Some(status)) => {
+                if !cloud.calls().complete(&id, MethodAnswer { status, payload: delivery.data.clone() }) {
+                    tracing::debug!(call = %id, "method answer after its caller stopped waiting");
+                }
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+            }
+            _ => {
+                dead_letter(&channel, &delivery, "a method answer needs a correlation id and x-outpost-status").await?
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ pub use self::topology::QueueType;
 use crate::service::Cloud;
 
 /// What the registry tells the broker link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum RegistryEvent {
     /// A device was created: declare its queues.
     DeviceCreated(String),
@@ -27,6 +27,29 @@ pub enum RegistryEvent {
     DeviceDeleted(String),
     /// A twin's desired properties changed: deliver it (it waits in the outbox).
     TwinChanged(crate::store::TwinKey),
+    /// Publish a message to a device; the outcome goes back on the channel.
+    Send(Box<Outgoing>, tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+/// A message for a device component (method requests, cloud-to-device messages).
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing {
+    /// The device.
+    pub device: String,
+    /// The module it is for (selects the component queue); empty for the device.
+    pub module: String,
+    /// What it is.
+    pub kind: Option<outpost_core::topology::DownKind>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The correlation id.
+    pub correlation_id: Option<String>,
+    /// The message id.
+    pub message_id: Option<String>,
+    /// Headers (application properties and `x-outpost-*`).
+    pub headers: Vec<(String, String)>,
+    /// Dropped by the broker if not consumed within this many milliseconds.
+    pub expiration_ms: Option<u64>,
 }
 
 /// Where and how to connect.
@@ -136,6 +159,14 @@ async fn follow_registry(
             RegistryEvent::TwinChanged(_) => {
                 outbox::deliver_all(channel, cloud).await?;
             }
+            RegistryEvent::Send(message, reply) => {
+                let result = outbox::send_outgoing(channel, &message).await;
+                let failed = result.as_ref().err().map(ToString::to_string);
+                let _ = reply.send(result.map_err(|e| e.to_string()));
+                if let Some(error) = failed {
+                    tracing::warn!(device = %message.device, %error, "cannot send a message to a device");
+                }
+            }
         }
     }
 }
@@ -158,6 +189,7 @@ async fn session(
         result = follow_registry(channel, cloud, config.queue_type, events, &stop) => result,
         result = inbound::twins(connection, cloud.clone(), stop.clone()) => result,
         result = inbound::telemetry(connection, cloud.clone(), stop.clone()) => result,
+        result = inbound::method_responses(connection, cloud.clone(), stop.clone()) => result,
     }
 }
 

@@ -11,7 +11,7 @@ use lapin::{BasicProperties, Channel};
 use outpost_core::topology::{self, C2D_EXCHANGE, Component, DownKind};
 use serde_json::json;
 
-use super::LinkError;
+use super::{LinkError, Outgoing};
 use crate::service::Cloud;
 use crate::store::TwinKey;
 use crate::twin::TwinDoc;
@@ -67,6 +67,47 @@ pub async fn send(
     }
     if confirm.take_message().is_some() {
         return Err(LinkError::Refused(format!("no queue for {routing_key}: is {device} registered?")));
+    }
+    Ok(())
+}
+
+/// Publishes an [`Outgoing`] message and waits for the broker's confirmation.
+pub async fn send_outgoing(channel: &Channel, message: &Outgoing) -> Result<(), LinkError> {
+    let mut headers = FieldTable::default();
+    if !message.module.is_empty() {
+        headers.insert("x-outpost-module".into(), AMQPValue::LongString(LongString::from(message.module.as_str())));
+    }
+    for (name, value) in &message.headers {
+        headers.insert(name.as_str().into(), AMQPValue::LongString(LongString::from(value.as_str())));
+    }
+    let kind = message.kind.unwrap_or(DownKind::Message);
+    let mut properties =
+        BasicProperties::default().with_delivery_mode(2).with_type(kind.word().into()).with_headers(headers);
+    if let Some(id) = &message.correlation_id {
+        properties = properties.with_correlation_id(id.as_str().into());
+    }
+    if let Some(id) = &message.message_id {
+        properties = properties.with_message_id(id.as_str().into());
+    }
+    if let Some(ms) = message.expiration_ms {
+        properties = properties.with_expiration(ms.to_string().into());
+    }
+    let routing_key = topology::down_key(&message.device, component_of(&message.module));
+    let confirm = channel
+        .basic_publish(
+            C2D_EXCHANGE.into(),
+            routing_key.as_str().into(),
+            BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+            &message.body,
+            properties,
+        )
+        .await?
+        .await?;
+    if !confirm.is_ack() {
+        return Err(LinkError::Refused(format!("the broker refused a message for {}", message.device)));
+    }
+    if confirm.take_message().is_some() {
+        return Err(LinkError::Refused(format!("no queue for device {:?}: is it registered?", message.device)));
     }
     Ok(())
 }

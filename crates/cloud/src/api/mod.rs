@@ -2,6 +2,7 @@
 //! the [`Cloud`](crate::service::Cloud) operations, behind bearer-token authentication.
 
 mod deployments;
+mod messaging;
 pub mod operators;
 mod registry;
 mod twins;
@@ -9,6 +10,7 @@ mod twins;
 use std::sync::Arc;
 
 use outpost_proto::cloud::v1::deployments_server::DeploymentsServer;
+use outpost_proto::cloud::v1::messaging_server::MessagingServer;
 use outpost_proto::cloud::v1::registry_server::RegistryServer;
 use outpost_proto::cloud::v1::twins_server::TwinsServer;
 use serde_json::{Map, Value};
@@ -18,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::CloudError;
 use crate::service::Cloud;
 pub use deployments::DeploymentsApi;
+pub use messaging::MessagingApi;
 pub use operators::{BearerAuth, Operators};
 pub use registry::RegistryApi;
 pub use twins::TwinsApi;
@@ -71,7 +74,8 @@ pub async fn serve(
     builder
         .add_service(RegistryServer::with_interceptor(RegistryApi::new(cloud.clone()), auth.clone()))
         .add_service(TwinsServer::with_interceptor(TwinsApi::new(cloud.clone()), auth.clone()))
-        .add_service(DeploymentsServer::with_interceptor(DeploymentsApi::new(cloud), auth))
+        .add_service(DeploymentsServer::with_interceptor(DeploymentsApi::new(cloud.clone()), auth.clone()))
+        .add_service(MessagingServer::with_interceptor(MessagingApi::new(cloud), auth))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.cancelled_owned(),

@@ -5,6 +5,7 @@
 mod connection;
 mod deployments;
 mod devices;
+mod messaging;
 mod twins;
 
 use std::process::ExitCode;
@@ -33,6 +34,12 @@ enum Sub {
     /// Automatic deployments: modules for every device a condition selects.
     #[command(subcommand)]
     Deployment(deployments::DeploymentCommand),
+    /// Print telemetry as it arrives.
+    MonitorEvents(messaging::MonitorArgs),
+    /// Call a module's direct method (e.g. $edgeAgent ping) and print its answer.
+    InvokeMethod(messaging::InvokeArgs),
+    /// Queue a cloud-to-device message for a device.
+    SendC2d(messaging::SendArgs),
 }
 
 /// Runs `command`.
@@ -42,5 +49,8 @@ pub async fn run(command: CloudCommand, format: Format) -> anyhow::Result<ExitCo
         Sub::Device(cmd) => devices::run(cmd, &client, format).await,
         Sub::Twin(cmd) => twins::run(cmd, &client, format).await,
         Sub::Deployment(cmd) => deployments::run(cmd, &client, format).await,
+        Sub::MonitorEvents(args) => messaging::monitor(args, &client, format).await,
+        Sub::InvokeMethod(args) => messaging::invoke(args, &client, format).await,
+        Sub::SendC2d(args) => messaging::send(args, &client, format).await,
     }
 }
