@@ -358,6 +358,13 @@ impl Cloud {
         Ok(self.store.twin(key)?)
     }
 
+    /// Every module twin of a device (not the device twin), by module.
+    pub fn module_twins(&self, device: &str) -> Result<std::collections::BTreeMap<String, TwinDoc>, CloudError> {
+        let mut twins = self.store.twins_of(device)?;
+        twins.remove("");
+        Ok(twins)
+    }
+
     /// Forgets an outbox entry once the twin at `version` reached the broker.
     pub fn delivered(&self, key: &TwinKey, version: u64) -> Result<bool, CloudError> {
         Ok(self.store.delivered(key, version)?)

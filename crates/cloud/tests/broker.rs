@@ -357,7 +357,7 @@ async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
     let mut hub = consume(Component::Hub).await;
     let mut agent = consume(Component::Agent).await;
 
-    // An operator's desired patch reaches the hub's queue as the whole twin.
+    // An operator's desired patch reaches the device as the whole twin.
     let cloud = harness.cloud.clone();
     tokio::task::spawn_blocking(move || {
         let patch = serde_json::json!({"rate": 5}).as_object().unwrap().clone();
@@ -371,7 +371,8 @@ async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
     })
     .await
     .unwrap();
-    let twin = next_delivery(&mut hub).await;
+    // (Configuration twins go to the agent, which applies the device's deployment as one.)
+    let twin = next_delivery(&mut agent).await;
     assert_eq!(twin.properties.kind().as_ref().unwrap().as_str(), "twin");
     assert_eq!(json_body(&twin)["desired"], serde_json::json!({"rate": 5, "$version": 1}));
 
@@ -385,7 +386,8 @@ async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
     eventually_twin(&harness.cloud, "edge", "sensor", |r| r["temp"] == 21 && r["$version"] == 3).await;
 
     // A twin request is answered on the component's queue with its correlation id.
-    publish_with(&channel, &topology::up_key("edge", Some("sensor"), UpKind::TwinGet), b"", &[], Some("req-7")).await;
+    let get = topology::up_key("edge", Some("sensor"), UpKind::TwinGet);
+    publish_with(&channel, &get, b"", &[(topology::COMPONENT_HEADER, "hub")], Some("req-7")).await;
     let answer = next_delivery(&mut hub).await;
     assert_eq!(answer.properties.correlation_id().as_ref().unwrap().as_str(), "req-7");
     assert_eq!(json_body(&answer)["reported"]["temp"], 21);
@@ -439,11 +441,37 @@ async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
     })
     .await
     .unwrap();
-    let twin = next_delivery(&mut agent).await;
-    assert_eq!(twin.properties.kind().as_ref().unwrap().as_str(), "twin");
-    let headers = twin.properties.headers().as_ref().unwrap().inner();
-    assert!(headers.get("x-outpost-module").is_some());
-    assert_eq!(json_body(&twin)["desired"]["systemModules"]["edgeHub"]["settings"]["image"], "hub:1");
+    let module_of = |delivery: &lapin::message::Delivery| match delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(topology::MODULE_HEADER).cloned())
+    {
+        Some(lapin::types::AMQPValue::LongString(module)) => module.to_string(),
+        other => panic!("no module header: {other:?}"),
+    };
+    let mut modules = Vec::new();
+    for _ in 0..2 {
+        let twin = next_delivery(&mut agent).await;
+        assert_eq!(twin.properties.kind().as_ref().unwrap().as_str(), "twin");
+        if module_of(&twin) == "$edgeAgent" {
+            assert_eq!(json_body(&twin)["desired"]["systemModules"]["edgeHub"]["settings"]["image"], "hub:1");
+        }
+        modules.push(module_of(&twin));
+    }
+    modules.sort();
+    assert_eq!(modules, ["$edgeAgent", "$edgeHub"]);
+
+    // An agent starting afresh asks for every configuration twin at once.
+    publish_with(&channel, &topology::up_key("edge", None, UpKind::TwinGet), b"", &[], Some("all")).await;
+    let mut modules = Vec::new();
+    for _ in 0..3 {
+        let twin = next_delivery(&mut agent).await;
+        assert_eq!(twin.properties.correlation_id().as_ref().unwrap().as_str(), "all");
+        modules.push(module_of(&twin));
+    }
+    modules.sort();
+    assert_eq!(modules, ["$edgeAgent", "$edgeHub", "sensor"]);
 
     // A change while the broker is down is delivered after it comes back (the outbox).
     drop(hub);
@@ -467,10 +495,10 @@ async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
     tokio::task::block_in_place(|| harness.rabbit.start_again());
     let device = harness.connect("edge", &valid_token(&creds, "edge")).await.unwrap();
     let channel = device.create_channel().await.unwrap();
-    let mut hub = channel
+    let mut agent = channel
         .basic_consume(
-            topology::device_queue("edge", Component::Hub).as_str().into(),
-            "hub-again".into(),
+            topology::device_queue("edge", Component::Agent).as_str().into(),
+            "agent-again".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -478,7 +506,7 @@ async fn twins_flow_both_ways_exactly_once_and_poison_is_dead_lettered() {
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let twin = json_body(&next_delivery(&mut hub).await);
+        let twin = json_body(&next_delivery(&mut agent).await);
         if twin["desired"]["rate"] == 9 {
             break;
         }

@@ -23,6 +23,10 @@ pub const DEAD_LETTER_QUEUE: &str = "outpost.dead-letter";
 pub const DEVICE_WORD: &str = "$device";
 /// Header naming why a message was dead-lettered.
 pub const REASON_HEADER: &str = "x-outpost-reason";
+/// Header of a twin request naming the component (`agent` or `hub`) the answer goes to.
+pub const COMPONENT_HEADER: &str = "x-outpost-component";
+/// Header naming the module a cloud → device message is for.
+pub const MODULE_HEADER: &str = "x-outpost-module";
 
 /// What a device → cloud message is; the last routing-key word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

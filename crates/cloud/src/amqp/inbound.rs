@@ -11,7 +11,9 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection};
-use outpost_core::topology::{self, DEAD_LETTER_EXCHANGE, DownKind, REASON_HEADER, UpKind};
+use outpost_core::topology::{
+    self, COMPONENT_HEADER, Component, DEAD_LETTER_EXCHANGE, DownKind, REASON_HEADER, UpKind,
+};
 use serde_json::Value;
 use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +25,7 @@ use crate::calls::MethodAnswer;
 use crate::error::CloudError;
 use crate::service::{Cloud, TelemetryEvent, now_ms};
 use crate::store::TwinKey;
+use crate::twin::TwinDoc;
 
 /// Unacknowledged deliveries per consumer.
 const PREFETCH: u16 = 200;
@@ -111,17 +114,34 @@ async fn handle_twin(channel: &Channel, cloud: &Arc<Cloud>, delivery: &Delivery)
             }
         }
         UpKind::TwinGet => {
-            let twin_key = TwinKey::module(&key.device, &module);
-            let twin = {
-                let cloud = cloud.clone();
-                tokio::task::spawn_blocking(move || cloud.stored_twin(&twin_key)).await?
+            // The answer goes to the component that asked; a request for the device itself
+            // ($device) is answered with every module twin (an agent starting afresh).
+            let component = match header(delivery, COMPONENT_HEADER).as_deref() {
+                None | Some("agent") => Component::Agent,
+                Some("hub") => Component::Hub,
+                Some(other) => return Ok(Outcome::Poison(format!("{COMPONENT_HEADER} {other:?} is not agent or hub"))),
             };
-            let twin = match twin {
-                Ok(twin) => twin.unwrap_or_default(),
+            let twins = {
+                let (cloud, device, module) = (cloud.clone(), key.device.clone(), module.clone());
+                tokio::task::spawn_blocking(move || -> Result<Vec<(String, TwinDoc)>, CloudError> {
+                    if module.is_empty() {
+                        Ok(cloud.module_twins(&device)?.into_iter().collect())
+                    } else {
+                        let twin = cloud.stored_twin(&TwinKey::module(&device, &module))?.unwrap_or_default();
+                        Ok(vec![(module, twin)])
+                    }
+                })
+                .await?
+            };
+            let twins = match twins {
+                Ok(twins) => twins,
                 Err(e) => return poison_or_fail(e),
             };
             let correlation = delivery.properties.correlation_id().as_ref().map(|c| c.to_string());
-            send(channel, &key.device, &module, DownKind::Twin, &twin_body(&twin), correlation.as_deref()).await?;
+            for (module, twin) in twins {
+                let body = twin_body(&twin);
+                send(channel, &key.device, (component, &module), DownKind::Twin, &body, correlation.as_deref()).await?;
+            }
             Ok(Outcome::Done)
         }
         other => Ok(Outcome::Poison(format!("{} does not belong in the twin queue", other.word()))),

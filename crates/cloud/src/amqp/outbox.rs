@@ -1,7 +1,9 @@
 //! Delivering twins: a twin whose desired properties changed waits in the store's outbox
-//! until the broker confirms a copy in the device component's queue (`$edgeAgent` → the
-//! agent's, every other module → the hub's). The whole twin goes, so a device that missed
-//! changes catches up with one message and applying it twice changes nothing.
+//! until the broker confirms a copy in the device's agent queue. Every configuration twin
+//! (`$edgeAgent`, `$edgeHub`, modules') goes to the agent, which assembles the device's
+//! deployment from them and applies it as one (the hub follows the applied deployment for
+//! routes and module twins). The whole twin goes, so a device that missed changes catches up
+//! with one message per twin and applying one twice changes nothing.
 
 use std::sync::Arc;
 
@@ -19,7 +21,8 @@ use crate::twin::TwinDoc;
 /// The agent's own twin.
 pub const AGENT_MODULE: &str = "$edgeAgent";
 
-/// Which queue of the device a module's messages go to.
+/// Which queue of the device a module's method calls and messages go to: the agent answers
+/// for itself, the hub for every module and for the device.
 pub fn component_of(module: &str) -> Component {
     if module == AGENT_MODULE { Component::Agent } else { Component::Hub }
 }
@@ -29,12 +32,12 @@ pub fn twin_body(twin: &TwinDoc) -> Vec<u8> {
     json!({"desired": twin.desired_with_version(), "reported": twin.reported_with_version()}).to_string().into_bytes()
 }
 
-/// Publishes `body` of `kind` for `module` to the device's component queue and waits for the
-/// broker's confirmation.
+/// Publishes `body` of `kind` for `module` to the device's `component` queue and waits for
+/// the broker's confirmation.
 pub async fn send(
     channel: &Channel,
     device: &str,
-    module: &str,
+    (component, module): (Component, &str),
     kind: DownKind,
     body: &[u8],
     correlation_id: Option<&str>,
@@ -51,7 +54,7 @@ pub async fn send(
     if let Some(id) = correlation_id {
         properties = properties.with_correlation_id(id.into());
     }
-    let routing_key = topology::down_key(device, component_of(module));
+    let routing_key = topology::down_key(device, component);
     let confirm = channel
         .basic_publish(
             C2D_EXCHANGE.into(),
@@ -124,7 +127,7 @@ pub async fn deliver(channel: &Channel, cloud: &Arc<Cloud>, key: TwinKey, versio
         tokio::task::spawn_blocking(move || cloud.delivered(&key, version)).await??;
         return Ok(());
     };
-    send(channel, &key.device, &key.module, DownKind::Twin, &twin_body(&twin), None).await?;
+    send(channel, &key.device, (Component::Agent, &key.module), DownKind::Twin, &twin_body(&twin), None).await?;
     let cloud = cloud.clone();
     let sent = twin.desired_version;
     tokio::task::spawn_blocking(move || cloud.delivered(&key, version.max(sent))).await??;
