@@ -20,12 +20,25 @@
 
 mod backoff;
 mod config;
+mod downlink;
+mod error;
+mod gauge;
 mod identityd;
+mod message;
+mod session;
+mod state;
+mod supervisor;
 mod token;
+mod upstream;
 
 pub use backoff::{Backoff, INITIAL_DELAY, MAX_DELAY, jitter};
 pub use config::{
     ConfigError, LinkConfig, default_confirm_window, default_drain_timeout, default_prefetch, default_token_ttl_secs,
 };
+pub use downlink::{AckError, Downlink, Downlinks};
+pub use error::{ConnectError, PublishError};
 pub use identityd::IdentitydTokens;
+pub use message::{CREATED_HEADER, InvalidMessage, METHOD_HEADER, MODULE_HEADER, SEQ_HEADER, STATUS_HEADER, UpMessage};
+pub use state::LinkState;
 pub use token::{FnTokens, MIN_REFRESH_DELAY, StaticTokens, Token, TokenError, TokenSource, refresh_delay};
+pub use upstream::{Link, Upstream};
