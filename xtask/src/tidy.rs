@@ -1,5 +1,6 @@
 //! The crate graph's rules: vocabulary crates (`core`, `proto`) depend on no other Outpost
-//! crate, and `core` on no async or RPC crate; plumbing (`rpc`, `daemon`, `runtime`) never
+//! crate, and `core` on no async or RPC crate; plumbing (`rpc`, `daemon`, `runtime`,
+//! `upstream`, the device's link to the control plane used by the agent and the hub) never
 //! depends on a service; services never depend on each other (they talk gRPC).
 
 use std::collections::BTreeMap;
@@ -8,16 +9,9 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 const VOCABULARY: &[&str] = &["outpost-core", "outpost-proto"];
-const PLUMBING: &[&str] = &["outpost-rpc", "outpost-daemon", "outpost-runtime", "outpost-testkit"];
-const SERVICES: &[&str] = &[
-    "outpost-identity",
-    "outpost-agent",
-    "outpost-hub",
-    "outpost-watchdog",
-    "outpostd",
-    "outpost-cloud",
-    "outpost-upstream",
-];
+const PLUMBING: &[&str] = &["outpost-rpc", "outpost-daemon", "outpost-runtime", "outpost-testkit", "outpost-upstream"];
+const SERVICES: &[&str] =
+    &["outpost-identity", "outpost-agent", "outpost-hub", "outpost-watchdog", "outpostd", "outpost-cloud"];
 const CORE_FORBIDDEN: &[&str] = &["tokio", "tonic", "prost", "hyper", "lapin", "sled"];
 
 /// Normal (non-dev) dependencies of every workspace package, by package name.
