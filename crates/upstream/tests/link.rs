@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use lapin::options::BasicConsumeOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use outpost_cloud::amqp::topology::{METHODS_QUEUE, TELEMETRY_QUEUE};
+use outpost_cloud::amqp::topology::METHODS_QUEUE;
 use outpost_cloud::registry::Credentials;
 use outpost_cloud::service::now_ms;
 use outpost_core::topology::{self, D2C_EXCHANGE, DEAD_LETTER_QUEUE, DownKind, UpKind};
@@ -20,7 +21,8 @@ use outpost_upstream::{
     ConnectError, IdentitydTokens, LinkState, PublishError, SEQ_HEADER, STATUS_HEADER, StaticTokens, Token, TokenError,
     UpMessage, Upstream,
 };
-use support::{confirming, connected, depth, get, send_down, sign, start, tokens, wait_state, word};
+use support::{TAP, confirming, connected, depth, get, send_down, sign, start, tap, tokens, wait_state, word};
+use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 fn telemetry(body: &'static [u8]) -> UpMessage {
@@ -53,9 +55,11 @@ async fn publish_until_confirmed(upstream: &Upstream, message: UpMessage) -> usi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confirmed_messages_reach_the_clouds_queues_signed_by_the_device() {
+async fn confirmed_messages_carry_the_device_as_sender_and_their_properties() {
     let harness = start().await;
     let credentials = harness.device("dev.1").await;
+    let service = harness.service().await;
+    let channel = tap(&service, &[UpKind::Telemetry, UpKind::MethodResponse]).await;
     let shutdown = CancellationToken::new();
     let link =
         Upstream::start(harness.config("dev.1"), tokens(credentials, "dev.1", counter()), shutdown.clone()).unwrap();
@@ -72,9 +76,7 @@ async fn confirmed_messages_reach_the_clouds_queues_signed_by_the_device() {
     };
     link.upstream.publish(message).await.unwrap();
 
-    let service = harness.service().await;
-    let channel = service.create_channel().await.unwrap();
-    let delivery = get(&channel, TELEMETRY_QUEUE).await;
+    let delivery = get(&channel, TAP).await;
     assert_eq!(delivery.routing_key.as_str(), "dev%2E1.sensor.telemetry");
     assert_eq!(delivery.exchange.as_str(), D2C_EXCHANGE);
     assert_eq!(delivery.data, b"{\"t\":21}");
@@ -88,7 +90,7 @@ async fn confirmed_messages_reach_the_clouds_queues_signed_by_the_device() {
     assert_eq!(header(&delivery, "color"), Some(&AMQPValue::LongString(LongString::from("red"))));
     assert_eq!(header(&delivery, SEQ_HEADER), Some(&AMQPValue::LongLongInt(42)));
 
-    // A method response from the device itself goes to the methods queue with its status.
+    // A method response from the device itself, with its status.
     let response = UpMessage {
         module: None,
         kind: UpKind::MethodResponse,
@@ -98,15 +100,17 @@ async fn confirmed_messages_reach_the_clouds_queues_signed_by_the_device() {
         ..UpMessage::default()
     };
     link.upstream.publish(response.clone()).await.unwrap();
-    let delivery = get(&channel, METHODS_QUEUE).await;
+    let delivery = get(&channel, TAP).await;
     assert_eq!(delivery.routing_key.as_str(), topology::up_key("dev.1", None, UpKind::MethodResponse));
     assert_eq!(header(&delivery, STATUS_HEADER), Some(&AMQPValue::LongInt(200)));
 
     // Mandatory publishing: with nothing bound for the key, the broker returns the message.
-    channel
-        .queue_unbind(METHODS_QUEUE.into(), D2C_EXCHANGE.into(), "*.*.method-response".into(), FieldTable::default())
-        .await
-        .unwrap();
+    for queue in [METHODS_QUEUE, TAP] {
+        channel
+            .queue_unbind(queue.into(), D2C_EXCHANGE.into(), "*.*.method-response".into(), FieldTable::default())
+            .await
+            .unwrap();
+    }
     match link.upstream.publish(response).await {
         Err(PublishError::Unroutable { routing_key, reply_code: 312, .. }) => {
             assert_eq!(routing_key, "dev%2E1.$device.method-response");
@@ -132,6 +136,8 @@ async fn a_batch_of_ten_thousand_messages_is_confirmed() {
     let harness = start().await;
     let credentials = harness.device("batch").await;
     let shutdown = CancellationToken::new();
+    let service = harness.service().await;
+    let channel = tap(&service, &[UpKind::Telemetry]).await;
     let link =
         Upstream::start(harness.config("batch"), tokens(credentials, "batch", counter()), shutdown.clone()).unwrap();
     connected(&link.upstream).await;
@@ -151,12 +157,13 @@ async fn a_batch_of_ten_thousand_messages_is_confirmed() {
     let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(failed.is_empty(), "{} failed, first: {:?}", failed.len(), failed.first());
 
-    let service = harness.service().await;
-    let channel = service.create_channel().await.unwrap();
-    assert_eq!(depth(&channel, TELEMETRY_QUEUE).await, COUNT as u32);
-    // In order.
-    assert_eq!(get(&channel, TELEMETRY_QUEUE).await.properties.message_id().as_ref().unwrap().as_str(), "m0");
-    assert_eq!(get(&channel, TELEMETRY_QUEUE).await.properties.message_id().as_ref().unwrap().as_str(), "m1");
+    // All there, once each, in order.
+    assert_eq!(depth(&channel, TAP).await, COUNT as u32);
+    let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+    let consumer = channel.basic_consume(TAP.into(), "check".into(), no_ack, FieldTable::default()).await.unwrap();
+    let ids: Vec<String> =
+        consumer.take(COUNT).map(|d| d.unwrap().properties.message_id().as_ref().unwrap().to_string()).collect().await;
+    assert!(ids.iter().enumerate().all(|(i, id)| *id == format!("m{i}")), "out of order");
 
     shutdown.cancel();
     link.task.await.unwrap();
@@ -309,6 +316,8 @@ async fn a_refused_token_keeps_the_link_connecting_with_backoff() {
 async fn the_link_comes_back_by_itself_after_a_broker_restart() {
     let mut harness = start().await;
     let credentials = harness.device("dev-b").await;
+    // The tap is durable and its messages persistent: they outlive the restart.
+    tap(&harness.service().await, &[UpKind::Telemetry]).await;
     let shutdown = CancellationToken::new();
     let mut link =
         Upstream::start(harness.config("dev-b"), tokens(credentials, "dev-b", counter()), shutdown.clone()).unwrap();
@@ -332,7 +341,7 @@ async fn the_link_comes_back_by_itself_after_a_broker_restart() {
     let channel = service.create_channel().await.unwrap();
     let mut bodies = Vec::new();
     for _ in 0..3 {
-        bodies.push(get(&channel, TELEMETRY_QUEUE).await.data);
+        bodies.push(get(&channel, TAP).await.data);
     }
     assert_eq!(bodies, [b"before".to_vec(), b"during".to_vec(), b"after".to_vec()]);
 
@@ -352,6 +361,8 @@ async fn short_lived_tokens_are_refreshed_without_dropping_the_link() {
     let harness = start().await;
     let credentials = harness.device("dev-t").await;
     let issued = counter();
+    let service = harness.service().await;
+    let channel = tap(&service, &[UpKind::Telemetry]).await;
     let mut config = harness.config("dev-t");
     config.token_ttl_secs = 4;
     let shutdown = CancellationToken::new();
@@ -371,7 +382,6 @@ async fn short_lived_tokens_are_refreshed_without_dropping_the_link() {
         }
     });
 
-    let service = harness.service().await;
     let sender = confirming(&service).await;
     let started = Instant::now();
     let (mut published, mut failures, mut received) = (0u32, 0, 0);
@@ -404,8 +414,7 @@ async fn short_lived_tokens_are_refreshed_without_dropping_the_link() {
     assert!(tokens >= 4, "only {tokens} tokens issued in 14 s of 4 s tokens");
     assert!(received >= 1);
     assert!(!dropped.is_finished(), "the link dropped during a token refresh");
-    let channel = service.create_channel().await.unwrap();
-    assert!(depth(&channel, TELEMETRY_QUEUE).await >= published);
+    assert!(depth(&channel, TAP).await >= published);
 
     // Replaced connections are closed: one is left.
     let deadline = Instant::now() + Duration::from_secs(10);

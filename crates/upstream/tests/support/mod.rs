@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use outpost_cloud::registry::Credentials;
 use outpost_cloud::service::{Cloud, NewDevice, now_ms};
 use outpost_core::DeviceId;
 use outpost_core::sas::{SasToken, TokenScope};
-use outpost_core::topology::{self, C2D_EXCHANGE, Component, DownKind};
+use outpost_core::topology::{self, C2D_EXCHANGE, Component, D2C_EXCHANGE, DownKind, UpKind};
 use outpost_testkit::RabbitMq;
 use outpost_upstream::{FnTokens, LinkConfig, LinkState, MODULE_HEADER, Token, TokenSource, Upstream};
 use ring::hmac;
@@ -211,6 +213,25 @@ pub async fn get(channel: &Channel, queue: &str) -> lapin::message::Delivery {
         assert!(tokio::time::Instant::now() < deadline, "nothing arrived in {queue}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A durable queue of the test's own (it survives a broker restart) receiving every device's
+/// messages of `kinds` from `outpost.d2c`: what the device published, whether or not the
+/// cloud consumes its own queues.
+pub const TAP: &str = "test.tap";
+
+/// Declares [`TAP`] bound for `kinds`; a channel to read it with.
+pub async fn tap(connection: &Connection, kinds: &[UpKind]) -> Channel {
+    let channel = connection.create_channel().await.unwrap();
+    channel.queue_declare(TAP.into(), QueueDeclareOptions::durable(), FieldTable::default()).await.unwrap();
+    for kind in kinds {
+        let key = format!("*.*.{}", kind.word());
+        channel
+            .queue_bind(TAP.into(), D2C_EXCHANGE.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+    }
+    channel
 }
 
 /// How many messages wait in `queue`.
