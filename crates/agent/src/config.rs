@@ -31,6 +31,8 @@ pub struct Config {
     pub logs: LogsConfig,
     /// Deployment sources besides the management API.
     pub deployment: DeploymentConfig,
+    /// The control plane.
+    pub cloud: CloudConfig,
     /// Management socket.
     pub management: ManagementConfig,
     /// Callers allowed besides root and the agent's uid.
@@ -128,6 +130,24 @@ pub struct DeploymentConfig {
 impl Default for DeploymentConfig {
     fn default() -> Self {
         Self { file: PathBuf::new(), poll_secs: 2 }
+    }
+}
+
+/// `[cloud]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudConfig {
+    /// The control plane's message broker (`amqp://` or `amqps://host:port`); empty: none.
+    pub url: String,
+    /// Its virtual host.
+    pub vhost: String,
+    /// Seconds between comparisons of the reported properties with what the cloud has.
+    pub report_interval_secs: u64,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        Self { url: String::new(), vhost: "outpost".into(), report_interval_secs: 5 }
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`reconcile`]: one pass over containerd, with images from [`pulls`] (in the background); [`daemon`]: the loop, deployment and overrides;
 //! - [`grpc`]: the management API `outpost.agent.v1`; [`run`] serves it all.
 
+pub mod cloud;
 pub mod config;
 pub mod daemon;
 pub mod deployment;
@@ -103,6 +104,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
             .await?,
     );
     let device = device_context(&config).await?;
+    let device_id = device.device_id.to_string();
     let restart = config.restart.settings();
     let logs = config.logs.module_logs(&config.paths.log_dir);
     if !logs.logger.is_file() {
@@ -134,6 +136,19 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         );
         tokio::spawn(source::feed(agent.clone(), Box::new(watched), shutdown.child_token()));
     }
+    let cloud = if config.cloud.url.is_empty() {
+        None
+    } else {
+        let settings = cloud::CloudSettings {
+            url: config.cloud.url.clone(),
+            vhost: config.cloud.vhost.clone(),
+            device_id: device_id.clone(),
+            cache_file: config.paths.state_dir.join("cloud.json"),
+            report_interval: Duration::from_secs(config.cloud.report_interval_secs.max(1)),
+        };
+        let tokens = Arc::new(outpost_upstream::IdentitydTokens::new(&config.paths.identity_socket));
+        Some(tokio::spawn(cloud::run(settings, agent.clone(), tokens, shutdown.child_token())))
+    };
 
     let (health, health_service) = outpost_rpc::health::service();
     health.set_serving::<AgentServer<grpc::AgentGrpc>>().await;
@@ -142,6 +157,13 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let result = outpost_rpc::serve::serve(&config.paths.socket, listener, routes, policy, shutdown.clone()).await;
     shutdown.cancel();
     let _ = reconcile.await;
+    if let Some(cloud) = cloud {
+        match cloud.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "the cloud link could not start"),
+            Err(e) => tracing::error!(error = %e, "the cloud link failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     let _ = std::fs::remove_file(&config.paths.socket);
     Ok(result?)
 }
