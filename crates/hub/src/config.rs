@@ -34,6 +34,24 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// The control plane.
+    pub cloud: CloudConfig,
+}
+
+/// `[cloud]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudConfig {
+    /// The control plane's message broker (`amqp://` or `amqps://host:port`); empty: none.
+    pub url: String,
+    /// Its virtual host.
+    pub vhost: String,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        Self { url: String::new(), vhost: "outpost".into() }
+    }
 }
 
 /// `[admin]`.

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod auth;
 pub mod broker;
+pub mod cloud;
 pub mod config;
 pub mod dialect;
 pub mod https;
@@ -58,6 +59,9 @@ pub enum HubError {
         /// Why.
         reason: String,
     },
+    /// The cloud link's settings are unusable.
+    #[error(transparent)]
+    Cloud(#[from] outpost_upstream::ConfigError),
 }
 
 impl outpost_daemon::bootstrap::ExitCodeOf for HubError {
@@ -182,6 +186,31 @@ pub async fn run_with_uplink(
         Some(Box::new(store::sled::SledStore::open(&config.store.dir)?))
     };
     let limits = broker::Limits { max_store_bytes: config.store.max_bytes, ..config.mqtt.limits() };
-    let setup = server::Setup { limits, authenticator, routes, device, store, uplink };
+    let mut uplink = uplink;
+    let mut companions: Vec<server::Companion> = Vec::new();
+    match (config.cloud.url.is_empty(), &device) {
+        (true, _) => {}
+        (false, None) => {
+            tracing::warn!("[cloud] url is set but the hub has no device ([identity] socket): no cloud link")
+        }
+        (false, Some(device)) => {
+            let link_config = outpost_upstream::LinkConfig::new(
+                config.cloud.url.clone(),
+                config.cloud.vhost.clone(),
+                device.clone(),
+                outpost_core::topology::Component::Hub,
+            );
+            let tokens = std::sync::Arc::new(outpost_upstream::IdentitydTokens::new(&config.identity.socket));
+            let link = outpost_upstream::Upstream::start(link_config, tokens, shutdown.child_token())?;
+            let (upstream, downlinks, device) = (link.upstream, link.downlinks, device.clone());
+            if uplink.is_none() {
+                uplink = Some(Box::new(cloud::CloudUplink::new(upstream.clone())));
+            }
+            companions
+                .push(Box::new(move |handle, stop| Box::pin(cloud::serve(handle, upstream, downlinks, device, stop))));
+            tracing::info!(url = %config.cloud.url, "following the cloud");
+        }
+    }
+    let setup = server::Setup { limits, authenticator, routes, device, store, uplink, companions };
     Ok(server::serve(listeners, setup, shutdown).await?)
 }

@@ -11,6 +11,9 @@ use crate::mqtt::{Properties, Publish, QoS, Version};
 use crate::routes::{HubDeployment, HubRoute};
 use crate::store::Queued;
 
+/// The sender name of messages from the cloud (no client can have it: `$` ids are refused).
+const CLOUD_SENDER: &str = "$cloud";
+
 /// Where a routed message goes (`None`: `$upstream`; else module and input), with the
 /// priority and route time-to-live it goes with.
 type Chosen = (Option<(String, String)>, u8, Option<u32>);
@@ -50,6 +53,13 @@ impl Broker {
             let body = patch.to_string().into();
             self.deliver_private(&format!("{device}/{module}"), topic, body, QoS::AtLeastOnce, out);
         }
+    }
+
+    /// Delivers a message from the cloud (a cloud-to-device message on the device's
+    /// `devices/{id}/messages/devicebound/…` topic) to every matching subscriber, stored for
+    /// persistent sessions like any other; returns the number of subscribers.
+    pub fn from_cloud(&mut self, publish: Publish, out: &mut Vec<Action>) -> usize {
+        self.route(CLOUD_SENDER, publish, out)
     }
 
     /// Sends a message meant for one client only (twin responses, desired patches, method

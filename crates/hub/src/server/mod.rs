@@ -6,6 +6,7 @@
 
 mod connection;
 mod outbox;
+mod uplink_task;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +70,9 @@ enum Event {
     UpstreamFailed(Vec<u64>),
     /// Someone wants a snapshot.
     Status(oneshot::Sender<Snapshot>),
+    /// A message from the cloud for subscribers; the reply (subscribers reached) is sent once
+    /// the store holds it.
+    FromCloud(crate::mqtt::Publish, oneshot::Sender<usize>),
 }
 
 /// The hub at one moment: the broker's status, and what the I/O side measured.
@@ -143,6 +147,14 @@ impl Handle {
         snapshot.await.map_err(|_| CallError::Stopped)
     }
 
+    /// Hands a message from the cloud to the broker; resolves with the number of subscribers
+    /// reached once it is stored.
+    pub async fn from_cloud(&self, publish: crate::mqtt::Publish) -> Result<usize, CallError> {
+        let (reply, reached) = oneshot::channel();
+        self.events.send(Event::FromCloud(publish, reply)).await.map_err(|_| CallError::Stopped)?;
+        reached.await.map_err(|_| CallError::Stopped)
+    }
+
     /// Calls method `name` of client `target` with `payload` (JSON) and waits up to
     /// `timeout` for its status and payload.
     pub async fn call(
@@ -194,7 +206,6 @@ impl std::fmt::Debug for Listeners {
 }
 
 /// What the broker starts with.
-#[derive(Debug)]
 pub struct Setup {
     /// Its limits.
     pub limits: Limits,
@@ -208,7 +219,26 @@ pub struct Setup {
     pub store: Option<Box<dyn MessageStore>>,
     /// Where `$upstream` messages go (`None`: they wait).
     pub uplink: Option<Box<dyn Uplink>>,
+    /// Tasks that need the broker's [`Handle`] (the cloud link's downlinks), run until shutdown.
+    pub companions: Vec<Companion>,
 }
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("limits", &self.limits)
+            .field("device", &self.device)
+            .field("store", &self.store.is_some())
+            .field("uplink", &self.uplink.is_some())
+            .field("companions", &self.companions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A task started with the broker's handle and the shutdown token.
+pub type Companion = Box<
+    dyn FnOnce(Handle, CancellationToken) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send,
+>;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -238,7 +268,7 @@ async fn accept_tls(tls: Option<&(TcpListener, TlsAcceptor)>) -> (TcpStream, Tls
 /// Accepts MQTT (and HTTPS) connections on `listeners` and serves them with the broker
 /// `setup` describes, until `shutdown`.
 pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationToken) -> std::io::Result<()> {
-    let Setup { limits, authenticator, routes, device, store, uplink } = setup;
+    let Setup { limits, authenticator, routes, device, store, uplink, companions } = setup;
     let (events_tx, events_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let tracker = TaskTracker::new();
     let mut broker = Broker::new(limits);
@@ -249,7 +279,7 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
     let upstream_ready = Arc::new(tokio::sync::Notify::new());
     tracker.spawn(broker_task(broker, events_rx, upstream_ready.clone()));
     if let Some(uplink) = uplink {
-        tracker.spawn(uplink_task(uplink, events_tx.clone(), upstream_ready, shutdown.clone()));
+        tracker.spawn(uplink_task::uplink_task(uplink, events_tx.clone(), upstream_ready, shutdown.clone()));
     }
     if let Some(mut source) = routes {
         let (events, stop) = (events_tx.clone(), shutdown.clone());
@@ -284,6 +314,9 @@ pub async fn serve(listeners: Listeners, setup: Setup, shutdown: CancellationTok
     }
     if let Some(listener) = listeners.metrics {
         tracker.spawn(crate::metrics::serve(listener, handle(), shutdown.clone()));
+    }
+    for companion in companions {
+        tracker.spawn(companion(handle(), shutdown.clone()));
     }
     let https = match (listeners.https, device) {
         (Some(https), Some(device)) => {
@@ -353,6 +386,8 @@ async fn handshake(
 struct Peers {
     connections: HashMap<ConnId, (Arc<outbox::Outbox>, Option<Version>)>,
     calls: HashMap<CallId, Reply>,
+    /// Replies to send once this batch is committed.
+    committed: Vec<(oneshot::Sender<usize>, usize)>,
     started: Option<std::time::Instant>,
     batches: crate::metrics::Histogram,
 }
@@ -408,6 +443,10 @@ fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Ve
             broker.closed(conn, actions);
         }
         Event::Deployment(deployment) => broker.set_deployment(deployment, actions),
+        Event::FromCloud(publish, reply) => {
+            let reached = broker.from_cloud(publish, actions);
+            peers.committed.push((reply, reached));
+        }
     }
 }
 
@@ -454,6 +493,11 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
         if let Err(e) = broker.commit() {
             tracing::error!(error = %e, "message store flush failed; acknowledgements of this batch are withheld");
             actions.retain(|a| !matches!(a, Action::Send(_, Packet::PubAck(_) | Packet::PubRec(_))));
+            // Dropped replies tell the cloud link the messages are not taken.
+            peers.committed.clear();
+        }
+        for (reply, reached) in peers.committed.drain(..) {
+            let _ = reply.send(reached);
         }
         if broker.upstream_waiting() {
             upstream_ready.notify_one();
@@ -496,63 +540,5 @@ async fn broker_task(mut broker: Broker, mut events: mpsc::Receiver<Event>, upst
             }
         }
         peers.batches.observe(began.elapsed());
-    }
-}
-
-/// Messages handed to the uplink at once.
-const UPLINK_BATCH: usize = 100;
-/// Longest wait between two attempts of a failing uplink.
-const UPLINK_MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// Moves the upstream queue through `uplink`: a batch at a time, forgotten when sent, put
-/// back and retried with a backoff when not.
-async fn uplink_task(
-    mut uplink: Box<dyn Uplink>,
-    events: mpsc::Sender<Event>,
-    ready: Arc<tokio::sync::Notify>,
-    stop: CancellationToken,
-) {
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        let (reply, batch) = oneshot::channel();
-        if events.send(Event::UpstreamTake(UPLINK_BATCH, reply)).await.is_err() {
-            return;
-        }
-        let Ok(batch) = batch.await else { return };
-        if batch.is_empty() {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = ready.notified() => {}
-                () = tokio::time::sleep(EXPIRY_SWEEP) => {}
-            }
-            continue;
-        }
-        let (seqs, messages): (Vec<u64>, Vec<_>) = batch.into_iter().map(|(seq, m)| (seq, m.publish)).unzip();
-        let sent = tokio::select! {
-            () = stop.cancelled() => {
-                let _ = events.send(Event::UpstreamFailed(seqs)).await;
-                return;
-            }
-            sent = uplink.send(&messages) => sent,
-        };
-        match sent {
-            Ok(()) => {
-                backoff = Duration::from_secs(1);
-                if events.send(Event::UpstreamDone(seqs)).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, messages = seqs.len(), retry_in = ?backoff, "upstream batch not sent");
-                if events.send(Event::UpstreamFailed(seqs)).await.is_err() {
-                    return;
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(UPLINK_MAX_BACKOFF);
-            }
-        }
     }
 }
