@@ -1,6 +1,7 @@
 //! Twin documents, sans-IO: tags, desired and reported properties with their `$version`s,
 //! JSON merge patches (a `null` removes a key) and IoT Hub's limits on what a twin may hold.
 
+pub use outpost_core::merge_patch::merge;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -220,29 +221,6 @@ fn with_version(map: &Map<String, Value>, version: u64) -> Value {
     let mut out = map.clone();
     out.insert("$version".into(), Value::from(version));
     Value::Object(out)
-}
-
-/// RFC 7396 merge: objects merge key by key, `null` removes, anything else replaces.
-pub fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
-    for (key, value) in patch {
-        match value {
-            Value::Null => {
-                target.remove(key);
-            }
-            Value::Object(inner) => {
-                let slot = target.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
-                if !slot.is_object() {
-                    *slot = Value::Object(Map::new());
-                }
-                if let Value::Object(existing) = slot {
-                    merge(existing, inner);
-                }
-            }
-            other => {
-                target.insert(key.clone(), other.clone());
-            }
-        }
-    }
 }
 
 fn check_keys(section: &'static str, map: &Map<String, Value>, path: &str, depth: usize) -> Result<(), PatchError> {

@@ -11,13 +11,14 @@
 //! [`query`] is IoT Hub's twin query condition (a deployment's `targetCondition`): parsing
 //! `tags.environment = 'prod' AND …` and deciding which device and module twins it selects.
 //!
-//! [`topology`] names the control plane's exchanges, queues and routing keys on the message
+//! [`merge_patch`] applies and makes twins' JSON merge patches. [`topology`] names the control plane's exchanges, queues and routing keys on the message
 //! broker.
 
 pub mod api_version;
 pub mod deployment;
 pub mod ids;
 pub mod manifest;
+pub mod merge_patch;
 pub mod query;
 pub mod routes;
 pub mod sas;

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use outpost_core::merge_patch::merge;
 use serde_json::{Map, Value};
 
 /// One module's twin.
@@ -62,28 +63,6 @@ fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value
 }
 
 /// Applies a JSON merge patch (`null` removes).
-fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
-    for (key, value) in patch {
-        match value {
-            Value::Null => {
-                target.remove(key);
-            }
-            Value::Object(inner) => {
-                let slot = target.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
-                if !slot.is_object() {
-                    *slot = Value::Object(Map::new());
-                }
-                if let Value::Object(slot) = slot {
-                    merge(slot, inner);
-                }
-            }
-            other => {
-                target.insert(key.clone(), other.clone());
-            }
-        }
-    }
-}
-
 impl Twins {
     /// Takes the desired properties of a new deployment; returns, per module whose desired
     /// properties changed, the patch to send (with its `$version`).

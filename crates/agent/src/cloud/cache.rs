@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use outpost_core::merge_patch::diff;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -81,31 +82,6 @@ impl CloudCache {
     pub fn reported_confirmed(&mut self, current: Map<String, Value>) {
         self.reported = current;
     }
-}
-
-/// An RFC 7396 merge patch from `old` to `new`: changed keys, `null` for removed ones.
-pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value> {
-    let mut patch = Map::new();
-    for (key, value) in new {
-        match (old.get(key), value) {
-            (Some(Value::Object(before)), Value::Object(after)) => {
-                let inner = diff(before, after);
-                if !inner.is_empty() {
-                    patch.insert(key.clone(), Value::Object(inner));
-                }
-            }
-            (Some(before), after) if before == after => {}
-            (_, after) => {
-                patch.insert(key.clone(), after.clone());
-            }
-        }
-    }
-    for key in old.keys() {
-        if !new.contains_key(key) {
-            patch.insert(key.clone(), Value::Null);
-        }
-    }
-    patch
 }
 
 #[cfg(test)]
