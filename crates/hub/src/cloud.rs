@@ -2,14 +2,16 @@
 //! `$upstream` messages go up as telemetry through [`CloudUplink`], confirmed by the broker
 //! before the hub forgets them; direct method calls for modules come down and are answered
 //! through the broker's method machinery; cloud-to-device messages are handed to the
-//! broker (stored for persistent subscribers before they are acknowledged).
+//! broker (stored for persistent subscribers before they are acknowledged); modules'
+//! reported properties go up as numbered merge patches every 5 s ([`ReportedSync`]).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use outpost_core::routes::{MessageSource, system};
 use outpost_core::topology::{DownKind, UpKind};
-use outpost_upstream::{Downlink, Downlinks, UpMessage, Upstream};
+use outpost_upstream::{Downlink, Downlinks, LinkState, ReportedState, UpMessage, Upstream};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Access;
@@ -175,23 +177,100 @@ async fn handle(handle: &Handle, upstream: &Upstream, device: &str, downlink: Do
     }
 }
 
-/// Serves the hub's queue until `shutdown`.
+/// Modules' reported properties on their way up, with the file that keeps their state.
+pub struct ReportedSync {
+    state: ReportedState,
+    file: Option<PathBuf>,
+}
+
+impl ReportedSync {
+    /// Loads the state from `file` (none: kept in memory; numbering then starts from the clock).
+    pub fn load(file: Option<PathBuf>) -> Self {
+        let state = file
+            .as_ref()
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Self { state, file }
+    }
+
+    fn save(&self) -> bool {
+        let Some(path) = &self.file else { return true };
+        let written = serde_json::to_vec(&self.state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| outpost_daemon::atomic::write_atomic(path, &bytes, 0o600));
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot save the reported-properties state");
+                false
+            }
+        }
+    }
+
+    /// Sends every module's changes since the cloud last confirmed them.
+    async fn sync(&mut self, broker: &Handle, upstream: &Upstream) {
+        let Ok(twins) = broker.reported().await else { return };
+        for (module, current) in twins {
+            let Some(patch) = self.state.patch(&module, &current) else { continue };
+            let sequence = self.state.next_sequence(outpost_upstream::now_ms());
+            if !self.save() {
+                return;
+            }
+            let message = UpMessage {
+                module: Some(module.clone()),
+                kind: UpKind::Reported,
+                body: Bytes::from(serde_json::Value::Object(patch).to_string()),
+                seq: Some(sequence),
+                content_type: Some("application/json".into()),
+                ..UpMessage::default()
+            };
+            match tokio::time::timeout(REPORT_TIMEOUT, upstream.publish(message)).await {
+                Ok(Ok(())) => {
+                    self.state.confirmed(&module, current);
+                    self.save();
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%module, error = %e, "reported properties not sent; next round");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// How often modules' reported properties are compared with the cloud's copy (edgeHub's
+/// `ReportedPropertiesSyncFrequencySecs`).
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// How long one reported patch may wait for the broker.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the hub's queue and sends modules' reported properties until `shutdown`.
 pub async fn serve(
     broker: Handle,
     upstream: Upstream,
     mut downlinks: Downlinks,
     device: String,
+    mut reported: ReportedSync,
     shutdown: CancellationToken,
 ) {
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = upstream.state();
     loop {
-        let downlink = tokio::select! {
+        tokio::select! {
             () = shutdown.cancelled() => return,
             downlink = downlinks.recv() => match downlink {
-                Some(downlink) => downlink,
+                Some(downlink) => handle(&broker, &upstream, &device, downlink).await,
                 None => return,
             },
-        };
-        handle(&broker, &upstream, &device, downlink).await;
+            _ = tick.tick() => {
+                if matches!(*state.borrow(), LinkState::Connected) {
+                    reported.sync(&broker, &upstream).await;
+                }
+            }
+        }
     }
 }
 

@@ -206,8 +206,12 @@ pub async fn run_with_uplink(
             if uplink.is_none() {
                 uplink = Some(Box::new(cloud::CloudUplink::new(upstream.clone())));
             }
-            companions
-                .push(Box::new(move |handle, stop| Box::pin(cloud::serve(handle, upstream, downlinks, device, stop))));
+            let state_file =
+                (!config.store.dir.as_os_str().is_empty()).then(|| config.store.dir.join("cloud-reported.json"));
+            let reported = cloud::ReportedSync::load(state_file);
+            companions.push(Box::new(move |handle, stop| {
+                Box::pin(cloud::serve(handle, upstream, downlinks, device, reported, stop))
+            }));
             tracing::info!(url = %config.cloud.url, "following the cloud");
         }
     }

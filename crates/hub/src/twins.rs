@@ -139,6 +139,11 @@ impl Twins {
         self.twins.get(module).map(|t| (&t.reported, t.reported_version))
     }
 
+    /// Every module's reported properties (to go up to the cloud).
+    pub fn all_reported(&self) -> Vec<(String, Map<String, Value>)> {
+        self.twins.iter().map(|(module, twin)| (module.clone(), twin.reported.clone())).collect()
+    }
+
     /// The reported properties of `module` (for admin views).
     pub fn reported(&self, module: &str) -> Option<Value> {
         self.twins.get(module).map(|t| Value::Object(t.reported.clone()))

@@ -2,7 +2,8 @@
 //! module telemetry routed to `$upstream` reaches the cloud in order; with the broker
 //! stopped, the hub keeps acknowledging and storing, and after the broker is back every
 //! message arrives; a cloud-to-device message reaches the device's MQTT subscriber; a direct
-//! method from the cloud reaches a module and its answer comes back.
+//! method from the cloud reaches a module and its answer comes back; a module's reported
+//! properties reach its twin in the cloud.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +18,7 @@ use outpost_cloud::service::{Cloud, NewDevice, TelemetryEvent};
 use outpost_core::{DeviceId, ModuleId};
 use outpost_hub::config::Config;
 use outpost_testkit::RabbitMq;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -80,6 +82,9 @@ async fn module_telemetry_reaches_the_cloud_across_a_broker_outage() {
     let sensor = ModuleId::new("sensor").unwrap();
     service.create_module(&sensor, "test").unwrap();
     let sensor_token = service.issue_token(Some(&sensor), 3600).unwrap().to_string();
+    let responder = ModuleId::new("responder").unwrap();
+    service.create_module(&responder, "test").unwrap();
+    let responder_token = service.issue_token(Some(&responder), 3600).unwrap().to_string();
     let device_token = service.issue_token(None, 3600).unwrap().to_string();
     let listener = outpost_rpc::bind(&identity.paths.socket, 0o660).unwrap();
     tokio::spawn(outpost_identity::run_owned(identity.clone(), service, listener, shutdown.clone()));
@@ -98,6 +103,7 @@ async fn module_telemetry_reaches_the_cloud_across_a_broker_outage() {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(outpost_hub::run(config, listener, shutdown.clone()));
 
+    let sensor_token_for_twin = sensor_token.clone();
     let publish = move |bodies: Vec<String>| {
         let token = sensor_token.clone();
         tokio::task::spawn_blocking(move || {
@@ -138,6 +144,75 @@ async fn module_telemetry_reaches_the_cloud_across_a_broker_outage() {
         seen.push(String::from_utf8(event.body).unwrap());
     }
     assert_eq!(seen, numbered, "in order, once");
+
+    // A direct method from the cloud reaches a module over MQTT and its answer comes back.
+    let mut options = MqttOptions::new("edge/responder", "127.0.0.1", port);
+    options.set_credentials(format!("{HUB}/edge/responder/?api-version=2018-06-30"), responder_token);
+    let (client, mut mqtt) = AsyncClient::new(options, 16);
+    client.subscribe("$iothub/methods/POST/#", QoS::AtLeastOnce).await.unwrap();
+    let (ready, subscribed) = tokio::sync::oneshot::channel();
+    let answering = client.clone();
+    tokio::spawn(async move {
+        let mut ready = Some(ready);
+        while let Ok(event) = mqtt.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) if p.topic.starts_with("$iothub/methods/POST/echo/") => {
+                    let rid = p.topic.rsplit_once("$rid=").unwrap().1.to_owned();
+                    let topic = format!("$iothub/methods/res/201/?$rid={rid}");
+                    answering.publish(topic, QoS::AtLeastOnce, false, p.payload.to_vec()).await.unwrap();
+                }
+                _ => {}
+            }
+        }
+    });
+    subscribed.await.unwrap();
+    let call = |method: &str| {
+        let mut pending = cloud.calls().register();
+        let request = outpost_cloud::amqp::Outgoing {
+            device: "edge".into(),
+            module: "responder".into(),
+            kind: Some(outpost_core::topology::DownKind::MethodRequest),
+            body: br#"{"n": 3}"#.to_vec(),
+            correlation_id: Some(pending.id.clone()),
+            headers: vec![("x-outpost-method".into(), method.into())],
+            expiration_ms: Some(2_000),
+            ..Default::default()
+        };
+        let cloud = cloud.clone();
+        async move {
+            cloud.send_down(request).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(20), &mut pending.answer).await.unwrap().unwrap()
+        }
+    };
+    let answer = call("echo").await;
+    assert_eq!((answer.status, answer.payload.as_slice()), (201, br#"{"n": 3}"#.as_slice()));
+    let silent = call("ignored").await;
+    assert_eq!(silent.status, 504, "{}", String::from_utf8_lossy(&silent.payload));
+    client.disconnect().await.unwrap();
+
+    // A module's reported properties reach its twin in the cloud.
+    let reported = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-i", "edge/sensor"])
+        .args(["-u", &format!("{HUB}/edge/sensor/?api-version=2018-06-30"), "-P", &sensor_token_for_twin])
+        .args(["-t", "$iothub/twin/PATCH/properties/reported/?$rid=1", "-m", r#"{"firmware": "1.2", "interval": 5}"#])
+        .status()
+        .unwrap();
+    assert!(reported.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = cloud.clone();
+        let twin = tokio::task::spawn_blocking(move || c.twin("edge", "sensor")).await.unwrap();
+        if twin.as_ref().is_ok_and(|t| t.reported.get("firmware") == Some(&serde_json::json!("1.2"))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reported properties never reached the cloud: {twin:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The broker goes away; the hub keeps taking messages.
     tokio::task::block_in_place(|| rabbit.stop());

@@ -15,6 +15,8 @@
 //!   [`Downlink::reject`] dead-letters it through the queue's dead-letter exchange. Messages of
 //!   an unknown type are rejected without reaching the consumer. Unacknowledged messages are
 //!   delivered again after a reconnection: consumers must be idempotent.
+//! - **Reported properties**: [`ReportedState`] keeps what the cloud confirmed of each twin
+//!   and numbers the patches that go up, so the cloud applies each once.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ mod error;
 mod gauge;
 mod identityd;
 mod message;
+mod reported;
 mod session;
 mod state;
 mod supervisor;
@@ -39,6 +42,7 @@ pub use downlink::{AckError, Downlink, Downlinks};
 pub use error::{ConnectError, PublishError};
 pub use identityd::IdentitydTokens;
 pub use message::{CREATED_HEADER, InvalidMessage, METHOD_HEADER, MODULE_HEADER, SEQ_HEADER, STATUS_HEADER, UpMessage};
+pub use reported::{ReportedState, now_ms};
 pub use state::LinkState;
 pub use token::{FnTokens, MIN_REFRESH_DELAY, StaticTokens, Token, TokenError, TokenSource, refresh_delay};
 pub use upstream::{Link, Upstream};

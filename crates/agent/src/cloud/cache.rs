@@ -1,11 +1,10 @@
 //! What the agent knows of the cloud, sans-IO: the latest desired properties of each
 //! configuration twin (`$edgeAgent`, `$edgeHub`, modules'), the deployment they make together,
-//! and the reported properties last confirmed with their sequence number. Persisted as one
+//! and its reported properties as the cloud confirmed them, with their numbering. Persisted as one
 //! JSON file so that the device works offline and never reports a sequence number twice.
 
 use std::collections::BTreeMap;
 
-use outpost_core::merge_patch::diff;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -20,12 +19,9 @@ pub struct CloudCache {
     /// Desired properties (with `$version`) by twin.
     #[serde(default)]
     pub twins: BTreeMap<String, Map<String, Value>>,
-    /// The sequence number of the last reported patch the cloud confirmed.
+    /// The agent's reported properties as the cloud has them, and the patches' numbering.
     #[serde(default)]
-    pub reported_sequence: u64,
-    /// The reported properties as the cloud has them.
-    #[serde(default)]
-    pub reported: Map<String, Value>,
+    pub reported: outpost_upstream::ReportedState,
 }
 
 fn version(desired: &Map<String, Value>) -> Option<u64> {
@@ -63,25 +59,6 @@ impl CloudCache {
         }
         Some(json!({"modulesContent": content}).to_string())
     }
-
-    /// The merge patch that takes the cloud from what it has to `current`; `None` when there
-    /// is nothing to say.
-    pub fn reported_patch(&self, current: &Map<String, Value>) -> Option<Map<String, Value>> {
-        let patch = diff(&self.reported, current);
-        (!patch.is_empty()).then_some(patch)
-    }
-
-    /// Reserves the next sequence number. The cache must be persisted before the patch is
-    /// sent: a number is never used twice, even across a crash (gaps are harmless).
-    pub fn next_sequence(&mut self) -> u64 {
-        self.reported_sequence += 1;
-        self.reported_sequence
-    }
-
-    /// Records that the cloud confirmed a patch that made its copy `current`.
-    pub fn reported_confirmed(&mut self, current: Map<String, Value>) {
-        self.reported = current;
-    }
 }
 
 #[cfg(test)]
@@ -117,20 +94,5 @@ mod tests {
         let content = manifest["modulesContent"].as_object().unwrap();
         assert_eq!(content.keys().collect::<Vec<_>>(), ["$edgeAgent", "$edgeHub", "sensor"]);
         assert_eq!(content["sensor"]["properties.desired"]["rate"], 5);
-    }
-
-    #[test]
-    fn reported_patches_carry_only_changes_and_removals() {
-        let mut cache = CloudCache::default();
-        let first = obj(json!({"a": 1, "m": {"x": 1, "y": 2}}));
-        let patch = cache.reported_patch(&first).unwrap();
-        assert_eq!(Value::Object(patch), json!({"a": 1, "m": {"x": 1, "y": 2}}));
-        assert_eq!(cache.next_sequence(), 1);
-        cache.reported_confirmed(first.clone());
-        assert!(cache.reported_patch(&first).is_none());
-        let second = obj(json!({"a": 1, "m": {"x": 3}, "b": true}));
-        let patch = cache.reported_patch(&second).unwrap();
-        assert_eq!(Value::Object(patch), json!({"m": {"x": 3, "y": null}, "b": true}));
-        assert_eq!(cache.next_sequence(), 2);
     }
 }

@@ -145,8 +145,8 @@ impl Link {
 
     async fn report(&mut self) {
         let Value::Object(current) = self.agent.reported_properties() else { return };
-        let Some(patch) = self.cache.reported_patch(&current) else { return };
-        let sequence = self.cache.next_sequence();
+        let Some(patch) = self.cache.reported.patch(AGENT, &current) else { return };
+        let sequence = self.cache.reported.next_sequence(outpost_upstream::now_ms());
         if let Err(e) = save(&self.cache_file, &self.cache) {
             tracing::warn!(path = %self.cache_file.display(), error = %e, "cannot save the cloud cache");
             return;
@@ -160,7 +160,7 @@ impl Link {
             ..UpMessage::default()
         };
         if self.publish(message).await {
-            self.cache.reported_confirmed(current);
+            self.cache.reported.confirmed(AGENT, current);
             if let Err(e) = save(&self.cache_file, &self.cache) {
                 tracing::warn!(path = %self.cache_file.display(), error = %e, "cannot save the cloud cache");
             }

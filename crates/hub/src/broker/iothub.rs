@@ -55,6 +55,11 @@ impl Broker {
         }
     }
 
+    /// Every module's reported properties.
+    pub fn reported_twins(&self) -> Vec<(String, serde_json::Map<String, serde_json::Value>)> {
+        self.twins.all_reported()
+    }
+
     /// Delivers a message from the cloud (a cloud-to-device message on the device's
     /// `devices/{id}/messages/devicebound/…` topic) to every matching subscriber, stored for
     /// persistent sessions like any other; returns the number of subscribers.

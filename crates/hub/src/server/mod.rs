@@ -70,6 +70,8 @@ enum Event {
     UpstreamFailed(Vec<u64>),
     /// Someone wants a snapshot.
     Status(oneshot::Sender<Snapshot>),
+    /// Someone wants every module's reported properties.
+    Reported(oneshot::Sender<Vec<(String, serde_json::Map<String, serde_json::Value>)>>),
     /// A message from the cloud for subscribers; the reply (subscribers reached) is sent once
     /// the store holds it.
     FromCloud(crate::mqtt::Publish, oneshot::Sender<usize>),
@@ -145,6 +147,13 @@ impl Handle {
         let (reply, snapshot) = oneshot::channel();
         self.events.send(Event::Status(reply)).await.map_err(|_| CallError::Stopped)?;
         snapshot.await.map_err(|_| CallError::Stopped)
+    }
+
+    /// Every module's reported properties.
+    pub async fn reported(&self) -> Result<Vec<(String, serde_json::Map<String, serde_json::Value>)>, CallError> {
+        let (reply, reported) = oneshot::channel();
+        self.events.send(Event::Reported(reply)).await.map_err(|_| CallError::Stopped)?;
+        reported.await.map_err(|_| CallError::Stopped)
     }
 
     /// Hands a message from the cloud to the broker; resolves with the number of subscribers
@@ -443,6 +452,9 @@ fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Ve
             broker.closed(conn, actions);
         }
         Event::Deployment(deployment) => broker.set_deployment(deployment, actions),
+        Event::Reported(reply) => {
+            let _ = reply.send(broker.reported_twins());
+        }
         Event::FromCloud(publish, reply) => {
             let reached = broker.from_cloud(publish, actions);
             peers.committed.push((reply, reached));
