@@ -26,12 +26,24 @@ impl Agentd {
         containerd: &Path,
         namespace: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(binary, root, identityd, containerd, namespace, "")
+    }
+
+    /// As [`start`](Self::start), with `extra` TOML appended to the configuration.
+    pub fn start_with(
+        binary: &Path,
+        root: &Path,
+        identityd: &Identityd,
+        containerd: &Path,
+        namespace: &str,
+        extra: &str,
+    ) -> anyhow::Result<Self> {
         let config = root.join("agent.toml");
         std::fs::write(
             &config,
             format!(
                 "[paths]\nstate_dir = \"{r}/agent\"\nsocket = \"{r}/run/agent.sock\"\nidentity_socket = \"{i}\"\n\
-                 workload_dir = \"{w}\"\nlog_dir = \"{r}/logs\"\n[containerd]\nsocket = \"{s}\"\nnamespace = \"{namespace}\"\n",
+                 workload_dir = \"{w}\"\nlog_dir = \"{r}/logs\"\n[containerd]\nsocket = \"{s}\"\nnamespace = \"{namespace}\"\n{extra}",
                 r = root.display(),
                 i = identityd.socket.display(),
                 w = identityd.workload_dir.display(),

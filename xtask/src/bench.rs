@@ -27,6 +27,22 @@ pub enum Bench {
         #[arg(long, default_value_t = 200_000)]
         messages: u32,
     },
+    /// The control plane with RabbitMQ: upstream drain rate with confirms, deployment →
+    /// modules running on N devices, the cloud's RSS and CPU with K simulated devices.
+    Cloud {
+        /// Messages queued in the hub for the drain measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog: u64,
+        /// Devices (identityd + agent each) for the rollout measurement.
+        #[arg(long, default_value_t = 5)]
+        devices: usize,
+        /// Simulated device connections for the fleet measurement.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Seconds the simulated devices stay connected.
+        #[arg(long, default_value_t = 60)]
+        hold: u64,
+    },
     /// Deployment applied → container running, beside `ctr run`; agent idle RSS.
     Agent {
         /// Deployments to time.
@@ -85,6 +101,27 @@ pub fn run_bench(which: Bench) -> anyhow::Result<()> {
         #[cfg(not(feature = "containers"))]
         Bench::Agent { runs } => {
             return crate::util::with_containers(&["bench", "agent", "--runs", &runs.to_string()]);
+        }
+        #[cfg(feature = "containers")]
+        Bench::Cloud { backlog, devices, connections, hold } => {
+            return crate::bench_cloud::run(backlog, devices, connections, hold);
+        }
+        #[cfg(not(feature = "containers"))]
+        Bench::Cloud { backlog, devices, connections, hold } => {
+            let (backlog, devices, connections, hold) =
+                (backlog.to_string(), devices.to_string(), connections.to_string(), hold.to_string());
+            return crate::util::with_containers(&[
+                "bench",
+                "cloud",
+                "--backlog",
+                &backlog,
+                "--devices",
+                &devices,
+                "--connections",
+                &connections,
+                "--hold",
+                &hold,
+            ]);
         }
     };
     eprintln!("building release binaries");

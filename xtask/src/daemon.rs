@@ -17,14 +17,28 @@ pub struct Identityd {
 
 /// Writes a configuration for a daemon whose state and sockets live under `root`.
 pub fn write_config(root: &Path, key_store: &str, tcti: &str) -> anyhow::Result<PathBuf> {
+    write_device_config(root, "quickstart-device", "outpost.local", None, key_store, tcti)
+}
+
+/// As [`write_config`], for device `device` of hub `hub`, with the device key `key` (base64,
+/// as registered in the cloud) or a generated one.
+pub fn write_device_config(
+    root: &Path,
+    device: &str,
+    hub: &str,
+    key: Option<&str>,
+    key_store: &str,
+    tcti: &str,
+) -> anyhow::Result<PathBuf> {
     let path = root.join("identityd.toml");
+    let key = key.map(|k| format!("key = \"{k}\"\n")).unwrap_or_default();
     let text = format!(
         r#"# Written by cargo xtask: everything lives under {root}.
 [device]
-id = "quickstart-device"
-hub_hostname = "outpost.local"
+id = "{device}"
+hub_hostname = "{hub}"
 gateway_hostname = "localhost"
-
+{key}
 [paths]
 state_dir = "{root}/state"
 socket = "{root}/run/identity.sock"
@@ -99,4 +113,16 @@ impl Drop for Identityd {
             let _ = self.child.wait();
         }
     }
+}
+
+/// CPU seconds (user + system) process `pid` has used, from /proc (100 ticks a second).
+#[cfg(feature = "containers")]
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("unexpected /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).context("unexpected /proc stat");
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }

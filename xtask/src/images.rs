@@ -51,6 +51,11 @@ fn build(recipe: &Recipe, bin: &Path) -> anyhow::Result<BuiltImage> {
     Ok(builder.build()?)
 }
 
+/// The simulated temperature sensor's image from the binaries in `bin`.
+pub fn sensor_image(bin: &Path) -> anyhow::Result<BuiltImage> {
+    build(&RECIPES[0], bin)
+}
+
 /// Builds (and pushes) the images; returns them with their archive paths.
 pub fn run(args: &crate::ImagesArgs) -> anyhow::Result<()> {
     let profile = if args.debug { "debug" } else { "release" };

@@ -6,11 +6,16 @@ mod agentd;
 mod bench;
 #[cfg(feature = "containers")]
 mod bench_agent;
+#[cfg(feature = "containers")]
+mod bench_cloud;
 mod bench_hub;
 mod ci;
+#[cfg(feature = "containers")]
+mod cloudd;
 mod daemon;
 #[cfg(feature = "containers")]
 mod images;
+#[cfg(feature = "containers")]
 mod quickstart;
 mod tidy;
 mod util;
@@ -28,8 +33,9 @@ struct Cli {
 enum Task {
     /// Install test dependencies, then fmt check, clippy -D warnings and the test suite.
     Ci,
-    /// Build, start outpost-identityd in a temporary state dir, create a module identity,
-    /// print a SAS token and the workload socket, and stop.
+    /// The whole system on this machine: RabbitMQ and outpost-cloud, one device (identityd,
+    /// agent, hub on a private containerd), a deployment targeted by tag, the sensor's
+    /// telemetry streaming to the terminal; everything stops at the end.
     Quickstart,
     /// Run a benchmark and print its figures.
     Bench {
@@ -60,7 +66,10 @@ pub struct ImagesArgs {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Ci => ci::run(),
+        #[cfg(feature = "containers")]
         Task::Quickstart => quickstart::run(),
+        #[cfg(not(feature = "containers"))]
+        Task::Quickstart => util::with_containers(&["quickstart"]),
         Task::Bench { which } => bench::run(which),
         Task::Tidy => tidy::run(),
         #[cfg(feature = "containers")]

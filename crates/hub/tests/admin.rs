@@ -41,7 +41,17 @@ async fn status_and_metrics_describe_the_traffic() {
         .spawn()
         .unwrap();
     let status = || async {
-        let channel = outpost_rpc::connect(&socket).await.unwrap();
+        // The hub binds its admin socket as it starts: wait for it.
+        let started = Instant::now();
+        let channel = loop {
+            match outpost_rpc::connect(&socket).await {
+                Ok(channel) => break channel,
+                Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("the admin socket never answered: {e}"),
+            }
+        };
         let mut client = pb::hub_client::HubClient::new(channel);
         client.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner()
     };

@@ -84,19 +84,32 @@ impl Drop for Containerd {
                 }
             }
         }
-        let runc_root = Path::new("/run/containerd/runc").join(&self.namespace);
-        if let Ok(containers) = std::fs::read_dir(&runc_root) {
-            for container in containers.flatten() {
-                let _ = Command::new("runc")
-                    .arg("--root")
-                    .arg(&runc_root)
-                    .args(["delete", "-f"])
-                    .arg(container.file_name())
-                    .stderr(Stdio::null())
-                    .status();
+        // Tests may use namespaces derived from ours (one per simulated device): clean them all.
+        let runc_roots: Vec<_> = std::fs::read_dir("/run/containerd/runc")
+            .map(|dirs| {
+                dirs.flatten()
+                    .filter(|d| {
+                        let name = d.file_name().to_string_lossy().into_owned();
+                        name == self.namespace || name.starts_with(&format!("{}-", self.namespace))
+                    })
+                    .map(|d| d.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for runc_root in runc_roots {
+            if let Ok(containers) = std::fs::read_dir(&runc_root) {
+                for container in containers.flatten() {
+                    let _ = Command::new("runc")
+                        .arg("--root")
+                        .arg(&runc_root)
+                        .args(["delete", "-f"])
+                        .arg(container.file_name())
+                        .stderr(Stdio::null())
+                        .status();
+                }
             }
+            let _ = std::fs::remove_dir_all(&runc_root);
         }
-        let _ = std::fs::remove_dir_all(&runc_root);
         // Snapshots of containers that were still mounted would keep the directory busy.
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
             let root = self.dir.path().display().to_string();

@@ -9,6 +9,8 @@
 //! - `mqtt_load fill PORT MESSAGES` — QoS 1 messages stored for a persistent session that left;
 //! - `mqtt_load roundtrip PORT RATE SECONDS DEVICE HUB PING_TOKEN PONG_TOKEN` — module → hub →
 //!   module round trips through routes, as IoT Hub modules;
+//! - `mqtt_load upstream PORT MESSAGES DEVICE MODULE HUB TOKEN` — QoS 1 telemetry as an IoT
+//!   Hub module (for routes to `$upstream`);
 //! - `mqtt_load PORT QOS MESSAGES [PAYLOAD_BYTES] [WINDOW] [persistent]` — `fan` 1→1.
 //!
 //! `persistent`: subscribers keep persistent sessions, so a broker with a store writes every
@@ -20,6 +22,7 @@ mod fill;
 mod idle;
 mod latency;
 mod roundtrip;
+mod upstream;
 
 use client::Error;
 
@@ -32,6 +35,7 @@ async fn main() -> Result<(), Error> {
         Some("idle") => idle::run(&args[1..]).await?,
         Some("fill") => fill::run(&args[1..]).await?,
         Some("roundtrip") => roundtrip::run(&args[1..]).await?,
+        Some("upstream") => upstream::run(&args[1..]).await?,
         _ => {
             // PORT QOS MESSAGES [PAYLOAD] [WINDOW] [persistent] → fan PORT 1 1 MESSAGES QOS …
             let mut fan = vec![args.first().cloned().unwrap_or_default(), "1".into(), "1".into()];
