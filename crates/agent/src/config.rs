@@ -143,11 +143,13 @@ pub struct CloudConfig {
     pub vhost: String,
     /// Seconds between comparisons of the reported properties with what the cloud has.
     pub report_interval_secs: u64,
+    /// CA certificates (PEM) to trust for `amqps://`; empty: none.
+    pub ca_file: PathBuf,
 }
 
 impl Default for CloudConfig {
     fn default() -> Self {
-        Self { url: String::new(), vhost: "outpost".into(), report_interval_secs: 5 }
+        Self { url: String::new(), vhost: "outpost".into(), report_interval_secs: 5, ca_file: PathBuf::new() }
     }
 }
 

@@ -66,6 +66,15 @@ pub enum StartError {
     /// The management socket failed.
     #[error(transparent)]
     Socket(#[from] outpost_rpc::RpcError),
+    /// `[cloud] ca_file` cannot be read.
+    #[error("cannot read [cloud] ca_file {path}: {source}")]
+    CloudCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl outpost_daemon::bootstrap::ExitCodeOf for StartError {
@@ -145,6 +154,14 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
             device_id: device_id.clone(),
             cache_file: config.paths.state_dir.join("cloud.json"),
             report_interval: Duration::from_secs(config.cloud.report_interval_secs.max(1)),
+            ca_pem: if config.cloud.ca_file.as_os_str().is_empty() {
+                None
+            } else {
+                Some(
+                    std::fs::read_to_string(&config.cloud.ca_file)
+                        .map_err(|source| StartError::CloudCa { path: config.cloud.ca_file.clone(), source })?,
+                )
+            },
         };
         let tokens = Arc::new(outpost_upstream::IdentitydTokens::new(&config.paths.identity_socket));
         Some(tokio::spawn(cloud::run(settings, agent.clone(), tokens, shutdown.child_token())))

@@ -31,11 +31,13 @@ pub struct AmqpConfig {
     pub url: String,
     /// The type of every queue declared.
     pub queue_type: crate::amqp::QueueType,
+    /// CA certificates (PEM) to trust for `amqps://`; unset: none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for AmqpConfig {
     fn default() -> Self {
-        Self { url: "amqp://127.0.0.1:5672".into(), queue_type: crate::amqp::QueueType::Classic }
+        Self { url: "amqp://127.0.0.1:5672".into(), queue_type: crate::amqp::QueueType::Classic, ca_file: None }
     }
 }
 

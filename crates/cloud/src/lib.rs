@@ -170,6 +170,14 @@ pub fn open(config: &Config) -> Result<Opened, StartError> {
         user: config.broker_auth.service_user.clone(),
         password: secret,
         queue_type: config.amqp.queue_type,
+        ca_pem: match &config.amqp.ca_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|source| StartError::State {
+                action: "read",
+                path: path.display().to_string(),
+                source,
+            })?),
+            None => None,
+        },
     };
     Ok(Opened { cloud, operators: Arc::new(operators), tls, policy, admin_token_file, link, events })
 }

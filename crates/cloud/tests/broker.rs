@@ -133,6 +133,20 @@ async fn queues_declared(service: &Connection, device: &str) {
     }
 }
 
+/// Waits until the registry shows `device` as connected (or not), from the broker's events.
+async fn connection_state(cloud: &Arc<Cloud>, device: &str, connected: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (c, d) = (cloud.clone(), device.to_owned());
+        let record = tokio::task::spawn_blocking(move || c.device(&d).unwrap()).await.unwrap();
+        if record.connected == connected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{device} never showed connected = {connected}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8]) -> Result<(), lapin::Error> {
     let confirm = channel
         .basic_publish(
@@ -233,6 +247,12 @@ async fn devices_reach_only_their_own_queues_and_routing_keys() {
 
     // Nothing forged reached the events stream.
     assert!(tokio::time::timeout(Duration::from_millis(500), event_stream.next()).await.is_err());
+
+    // Its connection closed, the device shows as disconnected (with its last activity kept).
+    device.close(200, "bye".into()).await.unwrap();
+    connection_state(&harness.cloud, "dev.1", false).await;
+    let c = harness.cloud.clone();
+    assert!(tokio::task::spawn_blocking(move || c.device("dev.1").unwrap()).await.unwrap().last_activity_ms > 0);
 
     // Wrong key, expired token, another device's token, unknown device: sign-in refused.
     let wrong = Credentials::generate().unwrap();

@@ -46,11 +46,13 @@ pub struct CloudConfig {
     pub url: String,
     /// Its virtual host.
     pub vhost: String,
+    /// CA certificates (PEM) to trust for `amqps://`; empty: none.
+    pub ca_file: PathBuf,
 }
 
 impl Default for CloudConfig {
     fn default() -> Self {
-        Self { url: String::new(), vhost: "outpost".into() }
+        Self { url: String::new(), vhost: "outpost".into(), ca_file: PathBuf::new() }
     }
 }
 

@@ -62,6 +62,15 @@ pub enum HubError {
     /// The cloud link's settings are unusable.
     #[error(transparent)]
     Cloud(#[from] outpost_upstream::ConfigError),
+    /// `[cloud] ca_file` cannot be read.
+    #[error("cannot read [cloud] ca_file {path}: {source}")]
+    CloudCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl outpost_daemon::bootstrap::ExitCodeOf for HubError {
@@ -194,12 +203,17 @@ pub async fn run_with_uplink(
             tracing::warn!("[cloud] url is set but the hub has no device ([identity] socket): no cloud link")
         }
         (false, Some(device)) => {
-            let link_config = outpost_upstream::LinkConfig::new(
+            let mut link_config = outpost_upstream::LinkConfig::new(
                 config.cloud.url.clone(),
                 config.cloud.vhost.clone(),
                 device.clone(),
                 outpost_core::topology::Component::Hub,
             );
+            if !config.cloud.ca_file.as_os_str().is_empty() {
+                let path = config.cloud.ca_file.clone();
+                link_config.ca_pem =
+                    Some(std::fs::read_to_string(&path).map_err(|source| HubError::CloudCa { path, source })?);
+            }
             let tokens = std::sync::Arc::new(outpost_upstream::IdentitydTokens::new(&config.identity.socket));
             let link = outpost_upstream::Upstream::start(link_config, tokens, shutdown.child_token())?;
             let (upstream, downlinks, device) = (link.upstream, link.downlinks, device.clone());

@@ -19,6 +19,7 @@ pub struct RabbitMq {
     server: Option<Child>,
     epmd: Child,
     port: u16,
+    tls_port: Option<u16>,
     epmd_port: u16,
     dist_port: u16,
     node: String,
@@ -31,34 +32,51 @@ fn free_port() -> u16 {
 impl RabbitMq {
     /// Starts a node whose virtual host `vhost` exists and whose users are checked by the
     /// HTTP auth backend at `auth_base` (e.g. `http://127.0.0.1:7480`, paths `/auth/…`).
+    /// Connection events go to `amq.rabbitmq.event` in `vhost`.
     pub fn start(auth_base: &str, vhost: &str) -> RabbitMq {
+        Self::start_with(auth_base, vhost, None)
+    }
+
+    /// As [`start`](Self::start), with an AMQPS listener too, serving `tls` = (CA, certificate
+    /// chain, key) PEM files.
+    pub fn start_with(auth_base: &str, vhost: &str, tls: Option<(&Path, &Path, &Path)>) -> RabbitMq {
         let dir = tempfile::Builder::new().prefix("rabbitmq").tempdir_in("/tmp").expect("a temporary directory");
         let (port, epmd_port, dist_port) = (free_port(), free_port(), free_port());
         let node = format!("outpost-test-{port}@localhost");
-        std::fs::write(
-            dir.path().join("rabbitmq.conf"),
-            format!(
-                "listeners.tcp.1 = 127.0.0.1:{port}\n\
-                 loopback_users = none\n\
-                 default_vhost = {vhost}\n\
-                 auth_backends.1 = http\n\
-                 auth_http.http_method = post\n\
-                 auth_http.user_path = {auth_base}/auth/user\n\
-                 auth_http.vhost_path = {auth_base}/auth/vhost\n\
-                 auth_http.resource_path = {auth_base}/auth/resource\n\
-                 auth_http.topic_path = {auth_base}/auth/topic\n\
-                 log.file.level = info\n"
-            ),
-        )
-        .expect("write rabbitmq.conf");
-        std::fs::write(dir.path().join("enabled_plugins"), "[rabbitmq_auth_backend_http].\n").expect("write plugins");
+        let mut config = format!(
+            "listeners.tcp.1 = 127.0.0.1:{port}\n\
+             loopback_users = none\n\
+             default_vhost = {vhost}\n\
+             event_exchange.vhost = {vhost}\n\
+             auth_backends.1 = http\n\
+             auth_http.http_method = post\n\
+             auth_http.user_path = {auth_base}/auth/user\n\
+             auth_http.vhost_path = {auth_base}/auth/vhost\n\
+             auth_http.resource_path = {auth_base}/auth/resource\n\
+             auth_http.topic_path = {auth_base}/auth/topic\n\
+             log.file.level = info\n"
+        );
+        let tls_port = tls.map(|(ca, cert, key)| {
+            let tls_port = free_port();
+            config.push_str(&format!(
+                "listeners.ssl.1 = 127.0.0.1:{tls_port}\nssl_options.cacertfile = {}\nssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\nssl_options.verify = verify_none\n",
+                ca.display(),
+                cert.display(),
+                key.display()
+            ));
+            tls_port
+        });
+        std::fs::write(dir.path().join("rabbitmq.conf"), config).expect("write rabbitmq.conf");
+        std::fs::write(dir.path().join("enabled_plugins"), "[rabbitmq_auth_backend_http,rabbitmq_event_exchange].\n")
+            .expect("write plugins");
         let epmd = Command::new("epmd")
             .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run epmd ({e}); these tests need apt-get install rabbitmq-server"));
-        let mut node = RabbitMq { dir, server: None, epmd, port, epmd_port, dist_port, node };
+        let mut node = RabbitMq { dir, server: None, epmd, port, tls_port, epmd_port, dist_port, node };
         node.start_again();
         node
     }
@@ -124,6 +142,11 @@ impl RabbitMq {
     /// The AMQP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The AMQPS port on 127.0.0.1, when started with TLS.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// `amqp://{user}:{password}@127.0.0.1:{port}/{vhost}`, user and password URL-encoded.

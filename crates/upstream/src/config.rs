@@ -29,6 +29,9 @@ pub struct LinkConfig {
     /// How long a connection being replaced (token refresh) or closed (shutdown) may take to
     /// receive the confirms and acknowledgements still due on it.
     pub drain_timeout: Duration,
+    /// Certificates (PEM) to trust for `amqps://` besides none: a private CA. `None` with
+    /// `amqps://` trusts no one and fails, saying so.
+    pub ca_pem: Option<String>,
 }
 
 /// The default [`LinkConfig::token_ttl_secs`]: one hour.
@@ -88,6 +91,7 @@ impl LinkConfig {
             prefetch: default_prefetch(),
             confirm_window: default_confirm_window(),
             drain_timeout: default_drain_timeout(),
+            ca_pem: None,
         }
     }
 

@@ -79,7 +79,14 @@ impl Session {
         let url = config.url.clone();
         let name = format!("outpost-{} {} #{generation}", config.component, config.device_id);
         let properties = ConnectionProperties::default().with_connection_name(name.into());
-        let connection = Connection::connect(uri, properties).await.map_err(|source| {
+        let connected = match &config.ca_pem {
+            Some(pem) => {
+                let tls = lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: Some(pem.clone()) };
+                Connection::connect_with_config(uri, properties, tls, async_rs::Runtime::tokio_current()).await
+            }
+            None => Connection::connect(uri, properties).await,
+        };
+        let connection = connected.map_err(|source| {
             if refuses_sign_in(&source) {
                 ConnectError::SignIn { device: config.device_id.clone(), source }
             } else {

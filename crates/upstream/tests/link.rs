@@ -486,3 +486,33 @@ async fn a_device_signs_in_with_tokens_issued_by_identityd() {
     identityd.await.unwrap().unwrap();
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_sign_in_over_amqps_trusting_a_private_ca() {
+    let harness = support::start_with(true).await;
+    let credentials = harness.device("tls-dev").await;
+    let url = format!("amqps://127.0.0.1:{}", harness.rabbit.tls_port().unwrap());
+
+    // Without the CA, the broker's certificate is not trusted: the link keeps trying, saying why.
+    let mut untrusted =
+        outpost_upstream::LinkConfig::new(url.clone(), support::VHOST, "tls-dev", topology::Component::Agent);
+    untrusted.ca_pem = None;
+    let shutdown = CancellationToken::new();
+    let link = Upstream::start(untrusted, support::tokens(credentials.clone(), "tls-dev", counter()), shutdown.clone())
+        .unwrap();
+    let mut state = link.upstream.state();
+    support::wait_state(&mut state, Duration::from_secs(30), |s| {
+        matches!(s, LinkState::Connecting { last_error: Some(_), .. })
+    })
+    .await;
+    shutdown.cancel();
+
+    let mut trusted = outpost_upstream::LinkConfig::new(url, support::VHOST, "tls-dev", topology::Component::Agent);
+    trusted.ca_pem = harness.ca_pem.clone();
+    let shutdown = CancellationToken::new();
+    let link = Upstream::start(trusted, support::tokens(credentials, "tls-dev", counter()), shutdown.clone()).unwrap();
+    support::connected(&link.upstream).await;
+    link.upstream.publish(telemetry(b"over tls")).await.unwrap();
+    shutdown.cancel();
+    harness.stop().await;
+}

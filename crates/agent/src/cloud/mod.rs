@@ -37,6 +37,8 @@ pub struct CloudSettings {
     pub cache_file: PathBuf,
     /// How often reported properties are compared and sent.
     pub report_interval: Duration,
+    /// CA certificates (PEM) to trust for `amqps://`.
+    pub ca_pem: Option<String>,
 }
 
 /// Why the link cannot start.

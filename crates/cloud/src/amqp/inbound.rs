@@ -230,7 +230,7 @@ pub async fn telemetry(
             last_seen.insert(key.device.clone(), Instant::now());
             let cloud = cloud.clone();
             let device = key.device;
-            let touched = tokio::task::spawn_blocking(move || cloud.touch(&device, Some(true))).await?;
+            let touched = tokio::task::spawn_blocking(move || cloud.touch(&device, None)).await?;
             if let Err(e) = touched {
                 tracing::debug!(error = %e, "cannot record activity");
             }

@@ -6,6 +6,7 @@
 
 pub mod inbound;
 pub mod outbox;
+pub mod presence;
 pub mod topology;
 
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct LinkConfig {
     pub password: String,
     /// Queue type of every declared queue.
     pub queue_type: QueueType,
+    /// CA certificates (PEM) to trust for `amqps://`.
+    pub ca_pem: Option<String>,
 }
 
 /// Devices declared per registry page on reconnection.
@@ -110,7 +113,13 @@ pub enum LinkError {
 
 async fn connect(config: &LinkConfig) -> Result<(Connection, Channel), lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("outpost-cloud".into());
-    let connection = Connection::connect(&config.uri(), properties).await?;
+    let connection = match &config.ca_pem {
+        Some(pem) => {
+            let tls = lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: Some(pem.clone()) };
+            Connection::connect_with_config(&config.uri(), properties, tls, async_rs::Runtime::tokio_current()).await?
+        }
+        None => Connection::connect(&config.uri(), properties).await?,
+    };
     let channel = connection.create_channel().await?;
     channel.confirm_select(lapin::options::ConfirmSelectOptions::default()).await?;
     Ok((connection, channel))
@@ -190,6 +199,7 @@ async fn session(
         result = inbound::twins(connection, cloud.clone(), stop.clone()) => result,
         result = inbound::telemetry(connection, cloud.clone(), stop.clone()) => result,
         result = inbound::method_responses(connection, cloud.clone(), stop.clone()) => result,
+        result = presence::follow(connection, cloud.clone(), config.user.clone(), stop.clone()) => result,
     }
 }
 
@@ -236,6 +246,7 @@ mod tests {
             user: "outpost-cloud".into(),
             password: "a/b@c".into(),
             queue_type: QueueType::Classic,
+            ca_pem: None,
         };
         assert_eq!(config.uri(), "amqp://outpost%2Dcloud:a%2Fb%40c@127.0.0.1:5672/outpost");
     }

@@ -11,7 +11,7 @@ use super::{EXPIRY_SWEEP, Event};
 use crate::uplink::Uplink;
 
 /// Messages handed to the uplink at once.
-const UPLINK_BATCH: usize = 100;
+const UPLINK_BATCH: usize = 1000;
 /// Longest wait between two attempts of a failing uplink.
 const UPLINK_MAX_BACKOFF: Duration = Duration::from_secs(60);
 

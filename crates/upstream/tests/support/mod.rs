@@ -30,6 +30,8 @@ pub const VHOST: &str = "outpost";
 
 pub struct Harness {
     pub rabbit: RabbitMq,
+    /// The CA of the broker's AMQPS listener (PEM), when started with TLS.
+    pub ca_pem: Option<String>,
     pub cloud: Arc<Cloud>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -37,12 +39,31 @@ pub struct Harness {
 }
 
 pub async fn start() -> Harness {
+    start_with(false).await
+}
+
+/// As [`start`], the broker also serving AMQPS with a private CA.
+pub async fn start_with(tls: bool) -> Harness {
     let state = tempfile::tempdir().unwrap();
     let broker_auth = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let auth_port = broker_auth.local_addr().unwrap().port();
-    let rabbit = tokio::task::spawn_blocking(move || RabbitMq::start(&format!("http://127.0.0.1:{auth_port}"), VHOST))
-        .await
-        .unwrap();
+    let ca_pem = if tls {
+        let (ca, chain, key) = outpost_cloud::tls::generate(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+        for (name, pem) in [("ca.pem", &ca), ("cert.pem", &chain), ("key.pem", &key)] {
+            std::fs::write(state.path().join(name), pem).unwrap();
+        }
+        Some(ca)
+    } else {
+        None
+    };
+    let files = state.path().to_owned();
+    let rabbit = tokio::task::spawn_blocking(move || {
+        let (ca, cert, key) = (files.join("ca.pem"), files.join("cert.pem"), files.join("key.pem"));
+        let tls = tls.then_some((ca.as_path(), cert.as_path(), key.as_path()));
+        RabbitMq::start_with(&format!("http://127.0.0.1:{auth_port}"), VHOST, tls)
+    })
+    .await
+    .unwrap();
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = outpost_cloud::config::Config::default();
     config.cloud.state_dir = state.path().to_owned();
@@ -57,7 +78,7 @@ pub async fn start() -> Harness {
     let listeners = outpost_cloud::Listeners { api, broker_auth };
     let stop = shutdown.clone();
     let task = tokio::spawn(async move { outpost_cloud::run(opened, listeners, stop).await.unwrap() });
-    Harness { rabbit, cloud, shutdown, task, _state: state }
+    Harness { rabbit, ca_pem, cloud, shutdown, task, _state: state }
 }
 
 impl Harness {
