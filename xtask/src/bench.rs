@@ -42,6 +42,9 @@ pub enum Bench {
         /// Seconds the simulated devices stay connected.
         #[arg(long, default_value_t = 60)]
         hold: u64,
+        /// Only this measurement: drain, rollout or fleet.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Deployment applied → container running, beside `ctr run`; agent idle RSS.
     Agent {
@@ -103,14 +106,14 @@ pub fn run_bench(which: Bench) -> anyhow::Result<()> {
             return crate::util::with_containers(&["bench", "agent", "--runs", &runs.to_string()]);
         }
         #[cfg(feature = "containers")]
-        Bench::Cloud { backlog, devices, connections, hold } => {
-            return crate::bench_cloud::run(backlog, devices, connections, hold);
+        Bench::Cloud { backlog, devices, connections, hold, only } => {
+            return crate::bench_cloud::run(backlog, devices, connections, hold, only.as_deref());
         }
         #[cfg(not(feature = "containers"))]
-        Bench::Cloud { backlog, devices, connections, hold } => {
+        Bench::Cloud { backlog, devices, connections, hold, only } => {
             let (backlog, devices, connections, hold) =
                 (backlog.to_string(), devices.to_string(), connections.to_string(), hold.to_string());
-            return crate::util::with_containers(&[
+            let mut args = vec![
                 "bench",
                 "cloud",
                 "--backlog",
@@ -121,7 +124,11 @@ pub fn run_bench(which: Bench) -> anyhow::Result<()> {
                 &connections,
                 "--hold",
                 &hold,
-            ]);
+            ];
+            if let Some(only) = &only {
+                args.extend(["--only", only.as_str()]);
+            }
+            return crate::util::with_containers(&args);
         }
     };
     eprintln!("building release binaries");

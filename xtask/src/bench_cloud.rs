@@ -274,7 +274,11 @@ fn fleet(cloud: &Cloudd, count: usize, hold_seconds: u64) -> anyhow::Result<Flee
     let cpu_start = cpu_seconds(cloud.pid())?;
     let mut lines = std::io::BufReader::new(child.stdout.take().context("no stdout")?).lines();
     let mut peak_rss_kib = idle_rss_kib;
-    let first = lines.next().context("cloud_load said nothing")??;
+    let Some(first) = lines.next() else {
+        let status = child.wait()?;
+        bail!("cloud_load ended without a word ({status})");
+    };
+    let first = first?;
     if !first.starts_with("connected") {
         bail!("cloud_load: {first}");
     }
@@ -294,8 +298,52 @@ fn fleet(cloud: &Cloudd, count: usize, hold_seconds: u64) -> anyhow::Result<Flee
     })
 }
 
-/// Runs the three measurements.
-pub fn run(backlog: u64, devices: usize, connections: usize, hold_seconds: u64) -> anyhow::Result<()> {
+fn print_drain(drained: &Drain) {
+    println!(
+        "| upstream drain, {} messages queued in the hub (filled at {:.0} msg/s), confirms from RabbitMQ | {:.1} s, {:.0} msg/s (first confirms {:.1} s after the broker was back); hub RSS at most {:.0} MiB |",
+        drained.backlog,
+        drained.fill_rate,
+        drained.seconds,
+        drained.backlog as f64 / drained.seconds,
+        drained.reconnect,
+        drained.hub_rss_kib as f64 / 1024.0
+    );
+}
+
+fn print_rollout(rolled: &Rollout) {
+    println!(
+        "| deployment create → module running on {} devices | {} ms (every agent reporting success: {} ms) |",
+        rolled.devices,
+        rolled.running.as_millis(),
+        rolled.reported.as_millis()
+    );
+}
+
+fn print_fleet(fleet: &FleetFigures) {
+    let r = &fleet.result;
+    println!(
+        "| {} simulated devices signing in (auth by the cloud) | {} connected in {} s (registered in {} s); cloud CPU {:.1} s |",
+        r["devices"], r["connected"], r["connect_seconds"], r["register_seconds"], fleet.sign_in_cpu
+    );
+    println!(
+        "| holding them, telemetry every 60 s each ({} messages in {} s) | cloud CPU {:.1} % of a core; RSS {:.1} MiB idle, {:.1} MiB at most |",
+        r["published"],
+        fleet.hold_seconds,
+        100.0 * fleet.hold_cpu / fleet.hold_seconds as f64,
+        fleet.idle_rss_kib as f64 / 1024.0,
+        fleet.peak_rss_kib as f64 / 1024.0
+    );
+}
+
+/// Runs the measurements (`only`: one of `drain`, `rollout`, `fleet`), each printed as it
+/// completes.
+pub fn run(
+    backlog: u64,
+    devices: usize,
+    connections: usize,
+    hold_seconds: u64,
+    only: Option<&str>,
+) -> anyhow::Result<()> {
     eprintln!("building release binaries");
     sh(cargo().args([
         "build",
@@ -317,40 +365,18 @@ pub fn run(backlog: u64, devices: usize, connections: usize, hold_seconds: u64) 
     let bin = target_dir().join("release");
     let dir = tempfile::tempdir_in(target_dir())?;
     let mut cloud = Cloudd::start(&bin, dir.path())?;
-
-    let drained = drain(&bin, &mut cloud, dir.path(), backlog)?;
-    let rolled = rollout(&bin, &cloud, dir.path(), devices)?;
-    let fleet = fleet(&cloud, connections, hold_seconds)?;
+    let wanted = |what: &str| only.is_none_or(|only| only == what);
 
     println!("| measurement | result |");
     println!("|---|---|");
-    println!(
-        "| upstream drain, {} messages queued in the hub (filled at {:.0} msg/s), confirms from RabbitMQ | {:.1} s, {:.0} msg/s (first confirms {:.1} s after the broker was back); hub RSS at most {:.0} MiB |",
-        drained.backlog,
-        drained.fill_rate,
-        drained.seconds,
-        drained.backlog as f64 / drained.seconds,
-        drained.reconnect,
-        drained.hub_rss_kib as f64 / 1024.0
-    );
-    println!(
-        "| deployment create → module running on {} devices | {} ms (every agent reporting success: {} ms) |",
-        rolled.devices,
-        rolled.running.as_millis(),
-        rolled.reported.as_millis()
-    );
-    let r = &fleet.result;
-    println!(
-        "| {} simulated devices signing in (auth by the cloud) | {} connected in {} s; cloud CPU {:.1} s |",
-        r["devices"], r["connected"], r["connect_seconds"], fleet.sign_in_cpu
-    );
-    println!(
-        "| holding them, telemetry every 60 s each ({} messages in {} s) | cloud CPU {:.1} % of a core; RSS {:.1} MiB idle, {:.1} MiB at most |",
-        r["published"],
-        fleet.hold_seconds,
-        100.0 * fleet.hold_cpu / fleet.hold_seconds as f64,
-        fleet.idle_rss_kib as f64 / 1024.0,
-        fleet.peak_rss_kib as f64 / 1024.0
-    );
+    if wanted("drain") {
+        print_drain(&drain(&bin, &mut cloud, dir.path(), backlog)?);
+    }
+    if wanted("rollout") {
+        print_rollout(&rollout(&bin, &cloud, dir.path(), devices)?);
+    }
+    if wanted("fleet") {
+        print_fleet(&fleet(&cloud, connections, hold_seconds)?);
+    }
     Ok(())
 }

@@ -34,6 +34,11 @@ pub struct LinkConfig {
     pub ca_pem: Option<String>,
 }
 
+/// The largest AMQP frame a device asks for. lapin keeps 32 frames of buffer each way per
+/// connection, so RabbitMQ's default (128 KiB) would cost a device 8 MiB per link; messages
+/// larger than a frame are simply split.
+pub const FRAME_MAX: u32 = 8192;
+
 /// The default [`LinkConfig::token_ttl_secs`]: one hour.
 pub const fn default_token_ttl_secs() -> u64 {
     3600
@@ -114,7 +119,12 @@ impl LinkConfig {
     /// percent-encoded (a SAS token holds spaces, `&`, `=` and `%`).
     pub fn uri(&self, token: &str) -> Result<String, ConfigError> {
         let (scheme, authority) = split_url(&self.url)?;
-        Ok(format!("{scheme}://{}:{}@{authority}/{}", encode(&self.device_id), encode(token), encode(&self.vhost)))
+        Ok(format!(
+            "{scheme}://{}:{}@{authority}/{}?frame_max={FRAME_MAX}",
+            encode(&self.device_id),
+            encode(token),
+            encode(&self.vhost)
+        ))
     }
 }
 
@@ -149,11 +159,11 @@ mod tests {
         let token = "SharedAccessSignature sr=outpost.test%2Fdevices%2Fdev.1&sig=a%2Bb%3D&se=1700000000";
         assert_eq!(
             config("amqp://127.0.0.1:5672").uri(token).unwrap(),
-            "amqp://dev%2E1:SharedAccessSignature%20sr%3Doutpost%2Etest%252Fdevices%252Fdev%2E1%26sig%3Da%252Bb%253D%26se%3D1700000000@127.0.0.1:5672/out%2Fpost"
+            "amqp://dev%2E1:SharedAccessSignature%20sr%3Doutpost%2Etest%252Fdevices%252Fdev%2E1%26sig%3Da%252Bb%253D%26se%3D1700000000@127.0.0.1:5672/out%2Fpost?frame_max=8192"
         );
         assert_eq!(
             config("amqps://broker.example:5671/").uri("t").unwrap(),
-            "amqps://dev%2E1:t@broker.example:5671/out%2Fpost"
+            "amqps://dev%2E1:t@broker.example:5671/out%2Fpost?frame_max=8192"
         );
     }
 
