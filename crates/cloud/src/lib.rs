@@ -191,6 +191,30 @@ pub struct Listeners {
     pub broker_auth: TcpListener,
 }
 
+/// How often devices' activity is written to the store.
+const ACTIVITY_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes devices' activity every [`ACTIVITY_FLUSH`] and once more at shutdown.
+async fn flush_activity(cloud: Arc<Cloud>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ACTIVITY_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last = tokio::select! {
+            () = shutdown.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        let c = cloud.clone();
+        match tokio::task::spawn_blocking(move || c.flush_activity()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write devices' activity; kept for the next round"),
+            Err(e) => tracing::error!(error = %e, "the activity writer failed"),
+        }
+        if last {
+            return;
+        }
+    }
+}
+
 /// Serves the API and the broker auth endpoint until `shutdown`.
 pub async fn run(opened: Opened, listeners: Listeners, shutdown: CancellationToken) -> Result<(), RunError> {
     let Opened { cloud, operators, tls, policy, link, events, .. } = opened;
@@ -200,10 +224,11 @@ pub async fn run(opened: Opened, listeners: Listeners, shutdown: CancellationTok
     });
     let auth = tokio::spawn(broker_auth::serve(listeners.broker_auth, policy, cloud.clone(), shutdown.child_token()));
     let link = tokio::spawn(amqp::run(link, cloud.clone(), events, shutdown.child_token()));
+    let activity = tokio::spawn(flush_activity(cloud.clone(), shutdown.child_token()));
     let result = api::serve(listeners.api, tls, cloud, operators, shutdown.clone()).await;
     // The API stopping (shutdown or failure) ends the others too.
     shutdown.cancel();
-    for (name, task) in [("broker auth endpoint", auth), ("broker link", link)] {
+    for (name, task) in [("broker auth endpoint", auth), ("broker link", link), ("activity writer", activity)] {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "{name} failed");
         }

@@ -13,6 +13,7 @@ use crate::registry::{Credentials, DeviceRecord, TokenCheck};
 use crate::store::{CloudStore, TwinKey, Write};
 use crate::twin::{Section, TwinDoc};
 
+mod activity;
 mod deployments;
 
 pub use deployments::{DeploymentUpdate, NewDeployment};
@@ -77,6 +78,8 @@ pub struct Cloud {
     telemetry: tokio::sync::broadcast::Sender<TelemetryEvent>,
     /// Direct method calls waiting for their answer.
     calls: crate::calls::Calls,
+    /// Activity seen and not yet written.
+    activity: Mutex<activity::Pending>,
 }
 
 impl std::fmt::Debug for Cloud {
@@ -106,6 +109,7 @@ impl Cloud {
             events: None,
             telemetry: tokio::sync::broadcast::channel(TELEMETRY_BUFFER).0,
             calls: crate::calls::Calls::default(),
+            activity: Mutex::default(),
         }
     }
 
@@ -193,12 +197,12 @@ impl Cloud {
 
     /// A device's registry entry.
     pub fn device(&self, id: &str) -> Result<DeviceRecord, CloudError> {
-        self.existing(id)
+        Ok(self.with_activity(self.existing(id)?))
     }
 
     /// A page of devices after `after`.
     pub fn devices(&self, after: &str, limit: usize) -> Result<Vec<DeviceRecord>, CloudError> {
-        Ok(self.store.devices(after, limit)?)
+        Ok(self.store.devices(after, limit)?.into_iter().map(|record| self.with_activity(record)).collect())
     }
 
     /// Changes status or credentials.
@@ -332,18 +336,6 @@ impl Cloud {
             TokenCheck::Valid => Ok(()),
             TokenCheck::Invalid(reason) => Err(reason),
         }
-    }
-
-    /// Records that a device signed in or was heard from.
-    pub fn touch(&self, device: &str, connected: Option<bool>) -> Result<(), CloudError> {
-        let _guard = self.lock();
-        let mut record = self.existing(device)?;
-        record.last_activity_ms = now_ms();
-        if let Some(connected) = connected {
-            record.connected = connected;
-        }
-        self.store.apply(vec![Write::PutDevice(record)])?;
-        Ok(())
     }
 }
 

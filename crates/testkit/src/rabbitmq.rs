@@ -31,7 +31,8 @@ fn free_port() -> u16 {
 
 impl RabbitMq {
     /// Starts a node whose virtual host `vhost` exists and whose users are checked by the
-    /// HTTP auth backend at `auth_base` (e.g. `http://127.0.0.1:7480`, paths `/auth/…`).
+    /// HTTP auth backend at `auth_base` (e.g. `http://127.0.0.1:7480`, paths `/auth/…`):
+    /// every sign-in, and permission checks once per 5 minutes (they depend only on names).
     /// Connection events go to `amq.rabbitmq.event` in `vhost`.
     pub fn start(auth_base: &str, vhost: &str) -> RabbitMq {
         Self::start_with(auth_base, vhost, None)
@@ -48,7 +49,10 @@ impl RabbitMq {
              loopback_users = none\n\
              default_vhost = {vhost}\n\
              event_exchange.vhost = {vhost}\n\
-             auth_backends.1 = http\n\
+             auth_backends.1.authn = http\n\
+             auth_backends.1.authz = cache\n\
+             auth_cache.cached_backend = http\n\
+             auth_cache.cache_ttl = 300000\n\
              auth_http.http_method = post\n\
              auth_http.user_path = {auth_base}/auth/user\n\
              auth_http.vhost_path = {auth_base}/auth/vhost\n\
@@ -68,8 +72,11 @@ impl RabbitMq {
             tls_port
         });
         std::fs::write(dir.path().join("rabbitmq.conf"), config).expect("write rabbitmq.conf");
-        std::fs::write(dir.path().join("enabled_plugins"), "[rabbitmq_auth_backend_http,rabbitmq_event_exchange].\n")
-            .expect("write plugins");
+        std::fs::write(
+            dir.path().join("enabled_plugins"),
+            "[rabbitmq_auth_backend_http,rabbitmq_auth_backend_cache,rabbitmq_event_exchange].\n",
+        )
+        .expect("write plugins");
         let epmd = Command::new("epmd")
             .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
             .stdout(Stdio::null())

@@ -3,9 +3,7 @@
 //! handled (a reported patch durable in the store, a twin answer confirmed by the broker); a
 //! message that can never be handled goes to the dead-letter exchange with the reason.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions};
@@ -29,8 +27,6 @@ use crate::twin::TwinDoc;
 
 /// Unacknowledged deliveries per consumer.
 const PREFETCH: u16 = 200;
-/// Activity is written to the registry at most this often per device.
-const ACTIVITY_EVERY: Duration = Duration::from_secs(60);
 
 /// A header as text.
 pub fn header(delivery: &Delivery, name: &str) -> Option<String> {
@@ -190,7 +186,6 @@ pub async fn telemetry(
     shutdown: CancellationToken,
 ) -> Result<(), LinkError> {
     let (channel, mut consumer) = consumer(connection, TELEMETRY_QUEUE, "outpost-cloud-telemetry").await?;
-    let mut last_seen: HashMap<String, Instant> = HashMap::new();
     loop {
         let delivery = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -225,16 +220,7 @@ pub async fn telemetry(
         };
         // Nobody watching is not an error: the events exchange is the durable path.
         let _ = cloud.telemetry().send(event);
-        let due = last_seen.get(&key.device).is_none_or(|at| at.elapsed() >= ACTIVITY_EVERY);
-        if due {
-            last_seen.insert(key.device.clone(), Instant::now());
-            let cloud = cloud.clone();
-            let device = key.device;
-            let touched = tokio::task::spawn_blocking(move || cloud.touch(&device, None)).await?;
-            if let Err(e) = touched {
-                tracing::debug!(error = %e, "cannot record activity");
-            }
-        }
+        cloud.touch(&key.device, None);
         delivery.acker.ack(BasicAckOptions::default()).await?;
     }
 }

@@ -104,11 +104,7 @@ pub async fn follow(
             _ => None,
         };
         if let Some((device, connected)) = change {
-            let cloud = cloud.clone();
-            let recorded = tokio::task::spawn_blocking(move || cloud.touch(&device, Some(connected))).await?;
-            if let Err(e) = recorded {
-                tracing::debug!(error = %e, "cannot record a connection change");
-            }
+            cloud.touch(&device, Some(connected));
         }
         delivery.acker.ack(BasicAckOptions::default()).await?;
     }

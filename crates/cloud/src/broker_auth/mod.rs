@@ -54,10 +54,8 @@ pub fn answer(
             let decision =
                 policy.user(username, get("password")?, |device, token| cloud.authenticate_device(device, token));
             if matches!(decision, Decision::Allow(_)) && !policy.is_service(username) {
-                // Sign-ins are activity; a failure to record it must not refuse the device.
-                if let Err(e) = cloud.touch(username, None) {
-                    tracing::debug!(device = %username, error = %e, "cannot record activity");
-                }
+                // Sign-ins are activity.
+                cloud.touch(username, None);
             }
             Ok(decision)
         }

@@ -155,3 +155,21 @@ fn devices_sign_in_with_their_keys_until_disabled() {
         .unwrap();
     assert!(cloud.authenticate_device("d", &sign(&device, now + 600)).unwrap_err().contains("neither"));
 }
+
+#[test]
+fn activity_is_seen_at_once_and_written_in_batches() {
+    let store = Arc::new(MemoryStore::default());
+    let cloud = Cloud::new(store.clone(), "hub.test", 0);
+    cloud.create_device(NewDevice { id: "d".into(), ..NewDevice::default() }).unwrap();
+    cloud.touch("d", Some(true));
+    cloud.touch("ghost", None);
+    let seen = cloud.device("d").unwrap();
+    assert!(seen.connected && seen.last_activity_ms > 0);
+    assert!(!store.device("d").unwrap().unwrap().connected, "not written yet");
+    assert_eq!(cloud.flush_activity().unwrap(), 1, "an unknown device is skipped");
+    let stored = store.device("d").unwrap().unwrap();
+    assert!(stored.connected && stored.last_activity_ms == seen.last_activity_ms);
+    assert_eq!(cloud.flush_activity().unwrap(), 0);
+    cloud.touch("d", Some(false));
+    assert!(!cloud.devices("", 10).unwrap()[0].connected);
+}

@@ -5,14 +5,14 @@
 //!
 //! Usage: `cloud_load API TOKEN_FILE AMQP_PORT HUB COUNT INTERVAL SECONDS`
 
+mod amqp;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use outpost_core::DeviceId;
 use outpost_core::sas::{SasToken, TokenScope};
 use outpost_core::topology::{self, D2C_EXCHANGE, UpKind};
@@ -33,10 +33,6 @@ fn token(hub: &str, device: &str) -> Result<String, Error> {
     let key = hmac::Key::new(hmac::HMAC_SHA256, &KEY);
     token.signature = hmac::sign(&key, token.string_to_sign().as_bytes()).as_ref().to_vec();
     Ok(token.to_string())
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 async fn register(api: &str, admin: &str, count: usize) -> Result<(), Error> {
@@ -85,17 +81,15 @@ async fn main() -> Result<(), Error> {
     let started = Instant::now();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_SIGN_INS));
     let mut sign_ins = tokio::task::JoinSet::new();
+    let port: u16 = amqp_port.parse()?;
     for i in 0..count {
         let device = format!("sim-{i:05}");
-        let uri =
-            format!("amqp://{}:{}@127.0.0.1:{amqp_port}/outpost", encode(&device), encode(&token(&hub, &device)?));
+        let password = token(&hub, &device)?;
         let permit = semaphore.clone().acquire_owned().await?;
         sign_ins.spawn(async move {
-            let connection = Connection::connect(&uri, ConnectionProperties::default()).await;
+            let connected = amqp::Device::connect(port, &device, &password, "outpost").await;
             drop(permit);
-            let connection = connection?;
-            let channel = connection.create_channel().await?;
-            Ok::<_, lapin::Error>((device, connection, channel))
+            connected.map(|connection| (device, connection))
         });
     }
     let (mut devices, mut failures) = (Vec::with_capacity(count), 0u64);
@@ -118,10 +112,8 @@ async fn main() -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut senders = tokio::task::JoinSet::new();
     let spread = interval.as_secs_f64() / devices.len().max(1) as f64;
-    let mut keep = Vec::with_capacity(devices.len());
-    for (n, (device, connection, channel)) in devices.into_iter().enumerate() {
+    for (n, (device, mut connection)) in devices.into_iter().enumerate() {
         let published = published.clone();
-        keep.push(connection);
         senders.spawn(async move {
             // Spread the devices over the interval so the load is even.
             tokio::time::sleep(Duration::from_secs_f64(spread * n as f64)).await;
@@ -129,27 +121,15 @@ async fn main() -> Result<(), Error> {
             let mut tick = tokio::time::interval(interval);
             while Instant::now() < deadline {
                 tick.tick().await;
-                let body = br#"{"temperature": 21.5}"#;
-                let sent = channel
-                    .basic_publish(
-                        D2C_EXCHANGE.into(),
-                        key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        body,
-                        BasicProperties::default().with_user_id(device.as_str().into()),
-                    )
-                    .await;
-                if sent.is_ok() {
+                if connection.publish(D2C_EXCHANGE, &key, br#"{"temperature": 21.5}"#).await.is_ok() {
                     published.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            connection.close().await;
         });
     }
     while senders.join_next().await.is_some() {}
     let published = published.load(Ordering::Relaxed);
-    for connection in keep {
-        let _ = connection.close(200, "done".into()).await;
-    }
     println!(
         "{{\"devices\": {count}, \"connected\": {}, \"failures\": {failures}, \"register_seconds\": {register_seconds:.3}, \
          \"connect_seconds\": {connect_seconds:.3}, \"published\": {published}, \"hold_seconds\": {seconds}}}",
