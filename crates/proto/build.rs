@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "outpost/agent/v1/agent.proto",
         "outpost/hub/v1/hub.proto",
         "outpost/cloud/v1/cloud.proto",
+        "outpost/host/v1/host.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());

@@ -33,6 +33,8 @@ pub struct Config {
     pub deployment: DeploymentConfig,
     /// The control plane.
     pub cloud: CloudConfig,
+    /// outpostd, for runtime self-updates.
+    pub host: HostConfig,
     /// Management socket.
     pub management: ManagementConfig,
     /// Callers allowed besides root and the agent's uid.
@@ -151,6 +153,15 @@ impl Default for CloudConfig {
     fn default() -> Self {
         Self { url: String::new(), vhost: "outpost".into(), report_interval_secs: 5, ca_file: PathBuf::new() }
     }
+}
+
+/// `[host]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// outpostd's socket (`outpost.host.v1`); empty: the agent runs without outpostd and
+    /// ignores the runtime's images in deployments.
+    pub socket: PathBuf,
 }
 
 /// `[logs]`.

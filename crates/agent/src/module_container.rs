@@ -14,10 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::planner::ContainerConfig;
 
-/// Label marking containers the agent owns.
-pub const LABEL_OWNER: &str = "io.outpost.owner";
-/// Value of [`LABEL_OWNER`].
-pub const OWNER: &str = "outpost-agent";
+pub use outpost_runtime::container::{LABEL_OWNER, OWNER_AGENT as OWNER};
 /// Label holding the module id.
 pub const LABEL_MODULE: &str = "io.outpost.module";
 /// Label holding the fingerprint of the [`ContainerConfig`] the container was created with.

@@ -107,7 +107,8 @@ fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, (String, Str
     })
 }
 
-fn merge(into: &mut toml::Table, from: toml::Table) {
+/// Merges `from` over `into`: tables key by key, anything else replaced.
+pub fn merge(into: &mut toml::Table, from: toml::Table) {
     for (key, value) in from {
         match (into.get_mut(&key), value) {
             (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => merge(existing, incoming),

@@ -36,3 +36,12 @@ pub mod cloud {
         tonic::include_proto!("outpost.cloud.v1");
     }
 }
+
+/// `outpost.host.v1`: outpostd's API.
+pub mod host {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("outpost.host.v1");
+    }
+}

@@ -3,6 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Label marking who owns a container: the agent (modules) or outpostd (services).
+pub const LABEL_OWNER: &str = "io.outpost.owner";
+/// [`LABEL_OWNER`] of modules' containers, which outpost-agent manages.
+pub const OWNER_AGENT: &str = "outpost-agent";
+
 /// A bind mount from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
