@@ -119,7 +119,8 @@ impl HostApi for HostGrpc {
         let request = request.into_inner();
         let service = service_name(&request.name)?;
         let reason = if request.reason.is_empty() { "requested over the host API".to_owned() } else { request.reason };
-        self.ask(service, |reply| Command::Restart { recreate: request.recreate, reason, reply }).await
+        let unless_stopped = request.unless_stopped;
+        self.ask(service, |reply| Command::Restart { recreate: request.recreate, reason, unless_stopped, reply }).await
     }
 
     async fn stop_service(&self, request: Request<pb::ServiceRequest>) -> Result<Response<pb::Service>, Status> {

@@ -60,6 +60,8 @@ pub enum Command {
         recreate: bool,
         /// Who asks and why.
         reason: String,
+        /// Leave it alone if it was stopped on request.
+        unless_stopped: bool,
         /// The state after.
         reply: oneshot::Sender<ServiceStatus>,
     },
@@ -349,8 +351,12 @@ impl Supervisor {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Restart { recreate, reason, reply } => {
-                self.restart(recreate, &reason).await;
+            Command::Restart { recreate, reason, unless_stopped, reply } => {
+                if unless_stopped && !self.want_running {
+                    tracing::info!(service = %self.settings.service, reason, "stopped on request; not restarting");
+                } else {
+                    self.restart(recreate, &reason).await;
+                }
                 let _ = reply.send(self.status.borrow().clone());
             }
             Command::Stop { reply } => {

@@ -10,8 +10,8 @@ pub mod metrics;
 
 use std::time::Instant;
 
-use outpost_proto::host::v1::RestartServiceRequest;
 use outpost_proto::host::v1::host_client::HostClient;
+use outpost_proto::host::v1::{RestartServiceRequest, ServiceState};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
@@ -29,18 +29,21 @@ pub enum WatchdogError {
 
 impl outpost_daemon::bootstrap::ExitCodeOf for WatchdogError {}
 
-/// Asks outpostd to carry out `action` on `service`.
-async fn act(host_socket: &std::path::Path, service: &str, action: Action, reason: String) -> Result<(), String> {
+/// Asks outpostd to carry out `action` on `service`: `Ok(true)` if it did, `Ok(false)` if
+/// the service was stopped on request and left alone.
+async fn act(host_socket: &std::path::Path, service: &str, action: Action, reason: String) -> Result<bool, String> {
     let channel = outpost_rpc::connect(host_socket).await.map_err(|e| e.to_string())?;
-    HostClient::new(channel)
+    let after = HostClient::new(channel)
         .restart_service(RestartServiceRequest {
             name: service.to_owned(),
             recreate: action == Action::Recreate,
             reason,
+            unless_stopped: true,
         })
         .await
-        .map_err(|e| e.message().to_owned())?;
-    Ok(())
+        .map_err(|e| e.message().to_owned())?
+        .into_inner();
+    Ok(after.state() != ServiceState::Stopped)
 }
 
 /// Watches one service until `shutdown`.
@@ -81,9 +84,13 @@ async fn watch(
                 format!("watchdog: {} failed health checks ({})", timing.failures, result.err().unwrap_or_default());
             tracing::warn!(service = %name, action = action.as_str(), %reason, "asking outpostd");
             let outcome = match act(&host_socket, &name, action, reason).await {
-                Ok(()) => {
+                Ok(true) => {
                     tracing::info!(service = %name, action = action.as_str(), "done");
                     "ok"
+                }
+                Ok(false) => {
+                    tracing::info!(service = %name, "stopped on request; left alone");
+                    "skipped"
                 }
                 Err(e) => {
                     tracing::error!(service = %name, action = action.as_str(), error = %e, "outpostd could not do it");
