@@ -27,6 +27,9 @@ struct Cli {
     /// The hub's admin socket.
     #[arg(long, global = true, env = "OUTPOST_HUB_SOCKET", default_value = "/run/outpost/hub.sock")]
     hub_socket: PathBuf,
+    /// outpostd's socket.
+    #[arg(long, global = true, env = "OUTPOST_HOST_SOCKET", default_value = "/run/outpost/host.sock")]
+    host_socket: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +42,12 @@ enum Command {
     /// The hub: clients, sessions, queues and counters.
     #[command(subcommand)]
     Hub(commands::hub::HubCommand),
+    /// The runtime's own services, run by outpostd.
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
+    /// The device configuration (/etc/outpost/config.toml).
+    #[command(subcommand)]
+    Config(commands::system::ConfigCommand),
     /// The fleet: devices, twins and deployments in outpost-cloud.
     Cloud(commands::cloud::CloudCommand),
     /// Check the device's configuration and services.
@@ -111,6 +120,8 @@ fn main() -> std::process::ExitCode {
             Command::Identity(cmd) => commands::identity::run(cmd, &cli.identity_socket, cli.output).await,
             Command::Hub(cmd) => commands::hub::run(cmd, &cli.hub_socket, cli.output).await,
             Command::Cloud(cmd) => commands::cloud::run(cmd, cli.output).await,
+            Command::System(cmd) => commands::system::run(cmd, &cli.host_socket, cli.output).await,
+            Command::Config(cmd) => commands::system::config(cmd, &cli.host_socket, cli.output).await,
             Command::Check(args) => {
                 commands::check::run(args, &cli.identity_socket, &cli.agent_socket, cli.output).await
             }

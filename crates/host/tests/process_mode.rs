@@ -251,6 +251,47 @@ async fn outpostd_supervises_the_services_and_the_watchdog_escalates() {
     }
     assert!(text.contains("starting outpost-hub"), "{text}");
 
+    // The CLI: status as JSON, logs, restart, and `config apply` after an edit.
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin_dir().join("outpost"))
+            .arg("--host-socket")
+            .arg(device.socket())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(&["system", "status", "-o", "json"]);
+    assert!(ok, "{out}{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["deviceId"], "proc-device");
+    assert!(status["services"].as_array().unwrap().iter().all(|s| s["state"] == "running"), "{out}");
+    let (ok, out, _) = cli(&["system", "logs", "hub", "--tail", "3"]);
+    assert!(ok && out.lines().count() == 3, "{out}");
+    let (ok, out, err) = cli(&["system", "restart", "watchdog"]);
+    assert!(ok && out.contains("SERVICE") && out.contains("watchdog"), "{out}{err}");
+    let config = device.dir.path().join("config.toml");
+    let (ok, out, err) = cli(&["config", "apply", "-c", config.to_str().unwrap()]);
+    assert!(ok && out.contains("no service's configuration changed"), "{out}{err}");
+    let edited = std::fs::read_to_string(&config).unwrap() + "[services.hub.mqtt]\nmax_inflight = 50\n";
+    std::fs::write(&config, edited).unwrap();
+    let hub_before = device.service("hub").await;
+    let (ok, out, err) = cli(&["config", "apply", "-c", config.to_str().unwrap(), "-o", "json"]);
+    assert!(ok, "{out}{err}");
+    let applied: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(applied["changed"], serde_json::json!(["hub"]));
+    assert_eq!(applied["restarted"], serde_json::json!(["hub"]));
+    assert_ne!(device.until_running("hub", hub_before.pid).await.pid, hub_before.pid);
+    std::fs::write(&config, "[device]\nid = \"proc-device\"\nhub_hostname = \"\"\n").unwrap();
+    let (ok, _, err) = cli(&["config", "apply", "-c", config.to_str().unwrap()]);
+    assert!(!ok && err.contains("device.hub_hostname"), "{err}");
+    let (ok, _, err) = cli(&["system", "stop", "nope"]);
+    assert!(!ok && err.contains("unknown service"), "{err}");
+
     // SIGTERM stops everything and outpostd exits 0.
     let pids: Vec<u32> = device.services().await.iter().map(|s| s.pid).collect();
     let mut device = device;

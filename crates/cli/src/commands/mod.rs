@@ -7,3 +7,4 @@ pub mod identity;
 pub mod images;
 pub mod logs;
 pub mod modules;
+pub mod system;
