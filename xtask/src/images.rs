@@ -28,6 +28,8 @@ const RECIPES: &[Recipe] = &[
     Recipe { name: "filter", program: "filter" },
     Recipe { name: "identityd", program: "outpost-identityd" },
     Recipe { name: "agent", program: "outpost-agent" },
+    Recipe { name: "hub", program: "outpost-hub" },
+    Recipe { name: "watchdog", program: "outpost-watchdog" },
 ];
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -62,7 +64,7 @@ pub fn run(args: &crate::ImagesArgs) -> anyhow::Result<()> {
     eprintln!("building {profile} binaries");
     let mut command = cargo();
     command.args(["build", "--quiet", "-p", "outpost-samples", "-p", "outpost-identity", "-p", "outpost-agent"]);
-    command.args(["-p", "outpost-cli"]);
+    command.args(["-p", "outpost-cli", "-p", "outpost-hub", "-p", "outpost-watchdog", "-p", "outpost-host"]);
     if !args.debug {
         command.arg("--release");
     }

@@ -58,6 +58,7 @@ pub struct Agent {
     logs: crate::logs::ModuleLogs,
     runtime: Arc<dyn outpost_runtime::ContainerRuntime>,
     wake: Arc<Notify>,
+    system: Arc<crate::runtime_update::SystemModules>,
 }
 
 impl Agent {
@@ -84,6 +85,7 @@ impl Agent {
             logs,
             runtime,
             wake,
+            system: Arc::default(),
         })
     }
 
@@ -164,11 +166,40 @@ impl Agent {
         self.logs.clone()
     }
 
+    /// The runtime services as outpostd last reported them (empty without outpostd).
+    pub fn system_modules(&self) -> Arc<crate::runtime_update::SystemModules> {
+        self.system.clone()
+    }
+
+    /// The agent's and the hub's images in the applied deployment.
+    pub fn system_images(&self) -> Option<(String, String)> {
+        let desired = self.lock();
+        let agent = &desired.manifest.as_ref()?.agent;
+        Some((agent.edge_agent.image.clone(), agent.edge_hub.image.clone()))
+    }
+
     /// The agent's state as Azure's `$edgeAgent` reported properties.
     pub fn reported_properties(&self) -> serde_json::Value {
+        let (system_agent, system_hub) = self.system.snapshot();
         let desired = self.lock();
         let version = crate::reported::desired_version(&desired.text);
-        crate::reported::reported(desired.manifest.as_ref(), version, &self.last_desired_status(), &self.statuses())
+        let mut last = self.last_desired_status();
+        // A runtime replacement the deployment asked for and outpostd rolled back fails it.
+        if let Some(manifest) = &desired.manifest {
+            let wanted = [
+                ("edgeHub", &manifest.agent.edge_hub.image, &system_hub),
+                ("edgeAgent", &manifest.agent.edge_agent.image, &system_agent),
+            ];
+            for (name, image, seen) in wanted {
+                if let Some((failed, reason)) = seen.as_ref().and_then(|s| s.failed_update.as_ref())
+                    && failed == image
+                {
+                    last = LastDesiredStatus { code: 500, description: format!("{name}: {reason}") };
+                }
+            }
+        }
+        let system = crate::reported::System { agent: system_agent, hub: system_hub };
+        crate::reported::reported(desired.manifest.as_ref(), version, &last, &self.statuses(), &system)
     }
 
     /// How the last desired deployment fared.

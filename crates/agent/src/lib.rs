@@ -20,6 +20,7 @@ pub mod pulls;
 pub mod reconcile;
 pub mod reported;
 pub mod restart;
+pub mod runtime_update;
 pub mod source;
 pub mod status;
 #[cfg(test)]
@@ -138,6 +139,15 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let agent = Arc::new(Agent::new(store, reconciler)?);
     let interval = Duration::from_secs(config.reconcile.interval_secs.max(1));
     let reconcile = tokio::spawn(agent.clone().run(interval, shutdown.child_token()));
+    if !config.host.socket.as_os_str().is_empty() {
+        tokio::spawn(runtime_update::run(
+            agent.clone(),
+            config.host.socket.clone(),
+            agent.system_modules(),
+            interval,
+            shutdown.child_token(),
+        ));
+    }
     if !config.deployment.file.as_os_str().is_empty() {
         let watched = source::WatchedFile::new(
             config.deployment.file.clone(),

@@ -64,12 +64,44 @@ fn module(spec: Option<&ModuleSpec>, status: Option<&ModuleStatus>) -> Value {
     Value::Object(entry)
 }
 
+/// The runtime services as outpostd reports them (empty without outpostd).
+#[derive(Debug, Clone, Default)]
+pub struct System {
+    /// `edgeAgent`.
+    pub agent: Option<crate::runtime_update::SystemModule>,
+    /// `edgeHub`.
+    pub hub: Option<crate::runtime_update::SystemModule>,
+}
+
+/// A `systemModules` entry: what outpostd runs if known, else what the deployment names
+/// (the agent is running: it is writing this).
+fn system_module(
+    seen: Option<&crate::runtime_update::SystemModule>,
+    desired_image: Option<String>,
+    fallback: &str,
+) -> Value {
+    match seen {
+        Some(seen) => {
+            let mut entry = json!({"runtimeStatus": seen.runtime_status, "statusDescription": seen.description,
+                "type": "docker", "settings": {"image": seen.image}});
+            if let Some((image, reason)) = &seen.failed_update {
+                entry["lastUpdateFailure"] = json!({"image": image, "reason": reason});
+            }
+            entry
+        }
+        None => {
+            json!({"runtimeStatus": fallback, "type": "docker", "settings": {"image": desired_image.unwrap_or_default()}})
+        }
+    }
+}
+
 /// The reported properties.
 pub fn reported(
     manifest: Option<&DeploymentManifest>,
     desired_version: Option<i64>,
     last: &LastDesiredStatus,
     statuses: &[ModuleStatus],
+    system: &System,
 ) -> Value {
     let mut modules = Map::new();
     let desired = manifest.map(|m| &m.agent.modules);
@@ -91,8 +123,8 @@ pub fn reported(
             "platform": {"os": "linux", "architecture": outpost_runtime::oci::host_architecture(), "version": ""},
         },
         "systemModules": {
-            "edgeAgent": {"runtimeStatus": "running", "type": "docker",
-                "settings": {"image": manifest.map(|m| m.agent.edge_agent.image.clone()).unwrap_or_default()}},
+            "edgeAgent": system_module(system.agent.as_ref(), manifest.map(|m| m.agent.edge_agent.image.clone()), "running"),
+            "edgeHub": system_module(system.hub.as_ref(), manifest.map(|m| m.agent.edge_hub.image.clone()), "unknown"),
         },
         "modules": modules,
     });
@@ -135,7 +167,7 @@ mod tests {
             image_digest: "sha256:abc".into(),
         };
         let last = LastDesiredStatus { code: 200, description: String::new() };
-        let report = reported(Some(&manifest), desired_version(MANIFEST), &last, &[status]);
+        let report = reported(Some(&manifest), desired_version(MANIFEST), &last, &[status], &System::default());
         assert_eq!(report["lastDesiredVersion"], 7);
         assert_eq!(report["lastDesiredStatus"]["code"], 200);
         let sensor = &report["modules"]["sensor"];
@@ -153,7 +185,7 @@ mod tests {
     #[test]
     fn no_deployment_reports_417_and_no_modules() {
         let last = LastDesiredStatus { code: 417, description: "no deployment has been applied".into() };
-        let report = reported(None, None, &last, &[]);
+        let report = reported(None, None, &last, &[], &System::default());
         assert_eq!(report["lastDesiredStatus"]["code"], 417);
         assert!(report["modules"].as_object().unwrap().is_empty());
         assert!(report.get("lastDesiredVersion").is_none());

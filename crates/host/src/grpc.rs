@@ -51,6 +51,8 @@ fn to_proto(service: ServiceName, status: &ServiceStatus, host: &Host) -> pb::Se
         last_exit_code: status.last_exit_code,
         last_exit_at_ms: status.last_exit_at_ms,
         socket: service.socket(&host.config().paths).display().to_string(),
+        failed_update_image: status.failed_update.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
+        failed_update_reason: status.failed_update.as_ref().map(|f| f.1.clone()).unwrap_or_default(),
     }
 }
 

@@ -257,7 +257,10 @@ pub async fn run(
         Mode::Process => Arc::new(ProcessLauncher::new(program_dir(&config), config.paths.clone())),
         Mode::Container => {
             match connect_containerd(&config.containerd.socket, &config.containerd.system_namespace, &shutdown).await {
-                Some(runtime) => Arc::new(ContainerLauncher::new(runtime, config.clone())),
+                Some(runtime) => {
+                    let logger = program_dir(&config).join("outpost-logger");
+                    Arc::new(ContainerLauncher::new(runtime, config.clone(), logger))
+                }
                 None => {
                     serving.cancel();
                     let _ = server.await;

@@ -49,6 +49,8 @@ pub struct ServiceStatus {
     pub last_exit_code: i32,
     /// When it last exited (Unix ms), 0 if never.
     pub last_exit_at_ms: i64,
+    /// The last replacement that was rolled back, and why; cleared by one that succeeds.
+    pub failed_update: Option<(String, String)>,
 }
 
 /// A request to a service's task.
@@ -136,6 +138,7 @@ pub fn spawn(
         restart_count: 0,
         last_exit_code: -1,
         last_exit_at_ms: 0,
+        failed_update: None,
     });
     let (commands, rx) = mpsc::channel(8);
     let supervisor = Supervisor {
@@ -407,15 +410,20 @@ impl Supervisor {
                 self.set(|s| {
                     s.state = State::Running;
                     s.description = format!("serving (updated from {previous})");
+                    s.failed_update = None;
                 });
                 tracing::info!(%service, %image, "update succeeded");
                 Ok((image, previous))
             }
             Err(why) => {
                 tracing::error!(%service, %image, %previous, reason = %why, "update failed; rolling back");
-                self.set(|s| s.image = previous.clone());
+                let reason = format!("{image} failed: {why}; rolled back to {previous}");
+                self.set(|s| {
+                    s.image = previous.clone();
+                    s.failed_update = Some((image.clone(), reason.clone()));
+                });
                 self.restart(true, &format!("rolling back from {image}")).await;
-                Err(format!("{image} failed: {why}; rolled back to {previous}"))
+                Err(reason)
             }
         }
     }

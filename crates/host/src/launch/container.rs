@@ -23,12 +23,14 @@ pub const LABEL_SERVICE: &str = "io.outpost.service";
 pub struct ContainerLauncher {
     runtime: Containerd,
     config: Config,
+    logger: PathBuf,
 }
 
 impl ContainerLauncher {
-    /// Uses `runtime` (connected to the system namespace).
-    pub fn new(runtime: Containerd, config: Config) -> Self {
-        Self { runtime, config }
+    /// Uses `runtime` (connected to the system namespace). `logger` is outpost-logger on the
+    /// host: containerd's shim runs it for modules' output, and the agent checks it exists.
+    pub fn new(runtime: Containerd, config: Config, logger: PathBuf) -> Self {
+        Self { runtime, config, logger }
     }
 
     fn container_id(service: ServiceName) -> String {
@@ -84,8 +86,9 @@ impl ContainerLauncher {
             }
             ServiceName::Agent => {
                 mounts.push(rw(&c.containerd.socket));
-                // The hub reads the applied deployment (its routes) from the agent's state.
+                mounts.push(ro(&self.logger));
             }
+            // The hub reads the applied deployment (its routes) from the agent's state.
             ServiceName::Hub => mounts.push(ro(&paths.state_dir.join("agent"))),
             ServiceName::Watchdog => {}
         }
