@@ -58,6 +58,35 @@ pub fn sensor_image(bin: &Path) -> anyhow::Result<BuiltImage> {
     build(&RECIPES[0], bin)
 }
 
+/// Writes the images of the runtime's services (identityd, agent, hub, watchdog) from the
+/// binaries in `bin` to `out` as OCI archives named `{name}.tar`, referenced
+/// `outpost/{name}:{version}`.
+pub fn write_service_archives(bin: &Path, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    for recipe in RECIPES.iter().filter(|r| r.program.starts_with("outpost-")) {
+        let image = build(recipe, bin)?;
+        write_archive(
+            &image,
+            &format!("outpost/{}:{VERSION}", recipe.name),
+            &out.join(format!("{}.tar", recipe.name)),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes an image referenced `reference` whose program is `program` to `archive`.
+pub fn write_program_archive(program: &Path, name: &str, reference: &str, archive: &Path) -> anyhow::Result<()> {
+    let in_image = format!("/usr/local/bin/{name}");
+    let image = ImageBuilder::new()
+        .program(&in_image, program)
+        .with_context(|| format!("cannot add {}", program.display()))?
+        .entrypoint(&[&in_image])
+        .dir("/tmp")
+        .build()?;
+    write_archive(&image, reference, archive)?;
+    Ok(())
+}
+
 /// Builds (and pushes) the images; returns them with their archive paths.
 pub fn run(args: &crate::ImagesArgs) -> anyhow::Result<()> {
     let profile = if args.debug { "debug" } else { "release" };

@@ -14,6 +14,8 @@ mod ci;
 mod cloudd;
 mod daemon;
 #[cfg(feature = "containers")]
+mod e2e;
+#[cfg(feature = "containers")]
 mod images;
 #[cfg(feature = "containers")]
 mod quickstart;
@@ -47,6 +49,17 @@ enum Task {
     /// Build Outpost's OCI images (sample modules, services) into target/images; optionally
     /// push them, or run them end to end (--smoke).
     Images(ImagesArgs),
+    /// The fleet end to end under docker-compose: RabbitMQ, the cloud, two devices running
+    /// outpostd (deploy/compose/).
+    #[cfg(feature = "containers")]
+    E2e(e2e::E2eArgs),
+    /// The fleet end to end (re-runs xtask with the containers feature).
+    #[cfg(not(feature = "containers"))]
+    E2e {
+        /// Arguments for the e2e task.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Options of `cargo xtask images`.
@@ -72,6 +85,14 @@ fn main() -> anyhow::Result<()> {
         Task::Quickstart => util::with_containers(&["quickstart"]),
         Task::Bench { which } => bench::run(which),
         Task::Tidy => tidy::run(),
+        #[cfg(feature = "containers")]
+        Task::E2e(args) => e2e::run(&args),
+        #[cfg(not(feature = "containers"))]
+        Task::E2e { args } => {
+            let mut all = vec!["e2e"];
+            all.extend(args.iter().map(String::as_str));
+            util::with_containers(&all)
+        }
         #[cfg(feature = "containers")]
         Task::Images(options) => images::run(&options),
         #[cfg(not(feature = "containers"))]

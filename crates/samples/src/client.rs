@@ -46,6 +46,9 @@ impl ModuleClient {
         options.set_clean_session(false);
         options.set_max_packet_size(256 * 1024 + 1024, 256 * 1024 + 1024);
         if env.tls {
+            // Both of rustls's providers are compiled into the workspace; say which (ring,
+            // as everywhere in Outpost). An error only means one is installed already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let ca = workload::trust_bundle(&env).await?.into_bytes();
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca,

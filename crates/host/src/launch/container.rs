@@ -87,6 +87,10 @@ impl ContainerLauncher {
             ServiceName::Agent => {
                 mounts.push(rw(&c.containerd.socket));
                 mounts.push(ro(&self.logger));
+                // `outpost import` of the archives shipped with the device names paths here.
+                if c.runtime.image_dir.is_dir() {
+                    mounts.push(ro(&c.runtime.image_dir));
+                }
             }
             // The hub reads the applied deployment (its routes) from the agent's state.
             ServiceName::Hub => mounts.push(ro(&paths.state_dir.join("agent"))),

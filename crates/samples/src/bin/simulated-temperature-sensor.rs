@@ -1,5 +1,6 @@
 //! simulated-temperature-sensor: sends simulated machine and ambient readings on output
-//! `temperatureOutput`, like Azure's SimulatedTemperatureSensor.
+//! `temperatureOutput`, like Azure's SimulatedTemperatureSensor, each with the application
+//! properties `sequenceNumber` (1, 2, … per run) and `runId` (the run's start, Unix ms).
 //!
 //! Settings: environment `MessageCount` (default 500; 0 = no limit) and `SendInterval`
 //! (seconds, default 5); desired properties `SendData` (bool) and `SendInterval` override
@@ -77,6 +78,8 @@ async fn main() -> ExitCode {
     let mut machine = Machine { temperature: 21.0, noise: Noise(seed) };
     let mut send = true;
     let mut sent = 0u64;
+    let run_id =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()).to_string();
     while count == 0 || sent < count {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs_f64(interval.max(0.01))) => {}
@@ -99,7 +102,11 @@ async fn main() -> ExitCode {
             continue;
         }
         let reading = machine.reading();
-        match client.send_output("temperatureOutput", &Message::json(&reading)).await {
+        // Numbered per run (a run is named by its start time) so receivers can tell a gap.
+        let message = Message::json(&reading)
+            .with_property("sequenceNumber", &(sent + 1).to_string())
+            .with_property("runId", &run_id);
+        match client.send_output("temperatureOutput", &message).await {
             Ok(()) => {
                 sent += 1;
                 tracing::info!(n = sent, %reading, "sent");
