@@ -9,7 +9,8 @@ pub const BUILD_PACKAGES: &[&str] = &["pkg-config", "libssl-dev", "libtss2-dev",
 /// Debian packages the tests need: TPM, containers, a static busybox for test images, a
 /// loopback image registry (with `htpasswd` for its users), Mosquitto and its clients (the
 /// third-party MQTT clients the hub is tested with), `taskset` for benchmarks, curl as an
-/// HTTPS client, RabbitMQ (the control plane's message broker).
+/// HTTPS client, RabbitMQ (the control plane's message broker), docker-compose (the fleet
+/// test; the Docker engine itself is the machine's).
 pub const TEST_PACKAGES: &[&str] = &[
     "swtpm",
     "swtpm-tools",
@@ -24,6 +25,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "util-linux",
     "curl",
     "rabbitmq-server",
+    "docker-compose",
 ];
 
 /// The official Azure IoT module SDK, used to prove workload API compatibility.
@@ -45,6 +47,10 @@ pub fn run_ci() -> anyhow::Result<()> {
     sh(cargo()
         .args(["run", "--quiet", "--locked", "--package", "xtask", "--features", "containers", "--"])
         .args(["images", "--debug", "--smoke"]))?;
+    // The fleet under docker-compose: cloud, RabbitMQ and two devices running outpostd.
+    sh(cargo()
+        .args(["run", "--quiet", "--locked", "--package", "xtask", "--features", "containers", "--"])
+        .args(["e2e"]))?;
     Ok(())
 }
 
