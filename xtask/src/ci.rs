@@ -42,6 +42,9 @@ pub fn run_ci() -> anyhow::Result<()> {
     pip_install("paho.mqtt", PAHO)?;
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sh(cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"]))?;
+    // Tests that run the services as processes or containers need every program built, not
+    // only those of their own crate.
+    sh(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
     sh(cargo().args(["test", "--workspace", "--locked"]))?;
     // The images, end to end: pushed to a loopback registry, pulled and run by the agent.
     sh(cargo()

@@ -52,6 +52,9 @@ enum Command {
     Cloud(commands::cloud::CloudCommand),
     /// Check the device's configuration and services.
     Check(commands::check::CheckArgs),
+    /// Collect checks, versions, states, the redacted configuration and every log into one
+    /// archive for whoever helps with this device.
+    SupportBundle(commands::support::SupportArgs),
     /// Apply a deployment manifest (Azure `modulesContent` JSON).
     Deploy {
         /// The manifest file.
@@ -123,7 +126,11 @@ fn main() -> std::process::ExitCode {
             Command::System(cmd) => commands::system::run(cmd, &cli.host_socket, cli.output).await,
             Command::Config(cmd) => commands::system::config(cmd, &cli.host_socket, cli.output).await,
             Command::Check(args) => {
-                commands::check::run(args, &cli.identity_socket, &cli.agent_socket, cli.output).await
+                commands::check::run(args, &cli.identity_socket, &cli.agent_socket, &cli.host_socket, cli.output).await
+            }
+            Command::SupportBundle(args) => {
+                commands::support::run(args, &cli.identity_socket, &cli.agent_socket, &cli.host_socket, cli.output)
+                    .await
             }
             Command::Deploy { file } => commands::modules::deploy(&file, &cli.agent_socket, cli.output).await,
             Command::Deployment { manifest, reported } => {

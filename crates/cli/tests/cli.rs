@@ -144,16 +144,25 @@ async fn check_passes_on_a_healthy_device_and_fails_without_the_daemon() {
     let daemon = start(vec![]).await;
     let config = daemon.config_path.display().to_string();
     let no_agent = daemon.config.paths.state_dir.join("no-agent.toml").display().to_string();
-    let args = ["check", "--identity-config", &config, "--agent-config", &no_agent, "-o", "json"];
+    let no_device = daemon.config.paths.state_dir.join("no-device.toml").display().to_string();
+    let args = ["check", "-c", &no_device, "--identity-config", &config, "--agent-config", &no_agent, "-o", "json"];
     let out = outpost(&daemon.config.paths.socket, None, &args).await;
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let statuses: Vec<&str> = results.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses[..4], ["ok", "ok", "ok", "ok"], "{results}");
-    assert!(statuses[4..].iter().all(|s| *s == "skipped"), "no agent here: {results}");
+    let status = |id: &str| {
+        let found = results.as_array().unwrap().iter().find(|r| r["id"] == id);
+        found.unwrap_or_else(|| panic!("no check {id}: {results}"))["status"].as_str().unwrap().to_owned()
+    };
+    for id in ["identity-config", "identity-keys", "identity-socket", "certificate-expiry"] {
+        assert_eq!(status(id), "ok", "{id}: {results}");
+    }
+    for id in ["device-config", "services", "agent-config", "containerd", "hub-ports", "cloud", "log-rotation"] {
+        assert_eq!(status(id), "skipped", "no device file, no agent here: {id}: {results}");
+    }
+    assert!(["ok", "warning"].contains(&status("clock").as_str()), "{results}");
 
     let dir = tempfile::tempdir().unwrap();
-    let args = ["check", "--identity-config", &config, "--agent-config", &no_agent];
+    let args = ["check", "-c", &no_device, "--identity-config", &config, "--agent-config", &no_agent];
     let out = outpost(&dir.path().join("none.sock"), None, &args).await;
     assert!(!out.status.success());
     assert!(stdout(&out).contains("[FAIL] identity-socket"), "{}", stdout(&out));

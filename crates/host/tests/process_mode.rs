@@ -275,6 +275,67 @@ async fn outpostd_supervises_the_services_and_the_watchdog_escalates() {
     let (ok, out, err) = cli(&["system", "restart", "watchdog"]);
     assert!(ok && out.contains("SERVICE") && out.contains("watchdog"), "{out}{err}");
     let config = device.dir.path().join("config.toml");
+    let run = device.dir.path().join("run");
+    let sockets = [
+        "--identity-socket".to_owned(),
+        run.join("identity.sock").display().to_string(),
+        "--agent-socket".to_owned(),
+        run.join("agent.sock").display().to_string(),
+        "--hub-socket".to_owned(),
+        run.join("hub.sock").display().to_string(),
+    ];
+    let with_sockets = |args: &[&str]| {
+        let mut all: Vec<&str> = sockets.iter().map(String::as_str).collect();
+        all.extend(args);
+        cli(&all)
+    };
+    device.until("every service serving again", Duration::from_secs(30), all_running).await;
+    let (ok, out, err) = with_sockets(&["check", "-c", config.to_str().unwrap(), "-o", "json"]);
+    let checks: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let status = |id: &str| {
+        checks.as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["status"].as_str().unwrap().to_owned()
+    };
+    assert!(ok, "{checks:#}");
+    for id in [
+        "device-config",
+        "config-applied",
+        "services",
+        "identity-socket",
+        "agent-socket",
+        "containerd",
+        "hub-ports",
+        "log-rotation",
+    ] {
+        assert_eq!(status(id), "ok", "{id}: {checks:#}");
+    }
+    assert_eq!(status("cloud"), "warning", "no cloud configured: {checks:#}");
+    let bundle = device.dir.path().join("bundle.tar.gz");
+    let (ok, out, err) =
+        with_sockets(&["support-bundle", "-c", config.to_str().unwrap(), "-O", bundle.to_str().unwrap(), "-q"]);
+    assert!(ok && out.contains("wrote"), "{out}{err}");
+    let listing = Command::new("tar").arg("tzf").arg(&bundle).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for part in [
+        "check.json",
+        "versions.json",
+        "services.json",
+        "modules.json",
+        "config/config.toml",
+        "config/identityd.toml",
+        "logs/hub.log",
+    ] {
+        assert!(listing.lines().any(|l| l.ends_with(part)), "{part} missing: {listing}");
+    }
+    let unpacked = device.dir.path().join("bundle");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    assert!(Command::new("tar").arg("xzf").arg(&bundle).arg("-C").arg(&unpacked).status().unwrap().success());
+    let everything =
+        Command::new("grep").args(["-r", "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ"]).arg(&unpacked).output().unwrap();
+    assert!(
+        everything.stdout.is_empty(),
+        "the device key is in the bundle: {}",
+        String::from_utf8_lossy(&everything.stdout)
+    );
     let (ok, out, err) = cli(&["config", "apply", "-c", config.to_str().unwrap()]);
     assert!(ok && out.contains("no service's configuration changed"), "{out}{err}");
     let edited = std::fs::read_to_string(&config).unwrap() + "[services.hub.mqtt]\nmax_inflight = 50\n";

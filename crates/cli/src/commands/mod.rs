@@ -7,4 +7,5 @@ pub mod identity;
 pub mod images;
 pub mod logs;
 pub mod modules;
+pub mod support;
 pub mod system;

@@ -1,63 +1,24 @@
-//! `outpost check`: the device check list, each check a small function returning a result.
+//! Checks of the services one by one: identityd's configuration, keys, socket and CA;
+//! the agent's configuration, socket, containerd, module logger and disk space.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 
-use clap::Args;
 use outpost_agent::config::Config as AgentConfig;
 use outpost_identity::config::{Config as IdentityConfig, KeyStoreKind};
 use outpost_runtime::containerd::Containerd;
-use serde::Serialize;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::output::{self, Format};
+use super::{CheckResult, Outcome, Status, result};
 
-/// Flags of `outpost check`.
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The identity service's configuration file.
-    #[arg(long, default_value = "/etc/outpost/identityd.toml")]
-    identity_config: PathBuf,
-    /// The agent's configuration file.
-    #[arg(long, default_value = "/etc/outpost/agent.toml")]
-    agent_config: PathBuf,
-    /// Treat warnings as errors.
-    #[arg(long)]
-    warnings_as_errors: bool,
-}
-
-/// How one check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Status {
-    Ok,
-    Warning,
-    Error,
-    Skipped,
-}
-
-#[derive(Debug, Serialize)]
-struct CheckResult {
-    id: &'static str,
-    description: &'static str,
-    status: Status,
-    detail: String,
-}
-
-fn result(id: &'static str, description: &'static str, outcome: Result<(Status, String), String>) -> CheckResult {
-    let (status, detail) = outcome.unwrap_or_else(|e| (Status::Error, e));
-    CheckResult { id, description, status, detail }
-}
-
-fn check_config(path: &Path) -> Result<(Status, String), String> {
+pub fn check_config(path: &Path) -> Outcome {
     let config: IdentityConfig = outpost_daemon::load_config(path).map_err(|e| e.to_string())?;
     config.validate().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((Status::Ok, format!("{} is valid", path.display())))
 }
 
-fn check_keys(config: &IdentityConfig) -> Result<(Status, String), String> {
+pub fn check_keys(config: &IdentityConfig) -> Outcome {
     match config.key_store.kind {
         KeyStoreKind::File => {
             let dir = config.paths.state_dir.join("keys");
@@ -77,7 +38,7 @@ fn check_keys(config: &IdentityConfig) -> Result<(Status, String), String> {
     }
 }
 
-async fn check_socket(socket: &Path, daemon: &str) -> Result<(Status, String), String> {
+pub async fn check_socket(socket: &Path, daemon: &str) -> Outcome {
     let channel = outpost_rpc::connect(socket).await.map_err(|e| format!("{e}; is {daemon} running?"))?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest { service: String::new() })
@@ -89,7 +50,7 @@ async fn check_socket(socket: &Path, daemon: &str) -> Result<(Status, String), S
     }
 }
 
-fn check_ca(config: &IdentityConfig) -> Result<(Status, String), String> {
+pub fn check_ca(config: &IdentityConfig) -> Outcome {
     let path = config.paths.state_dir.join("certs/ca.pem");
     let Ok(pem) = std::fs::read(&path) else {
         return Ok((Status::Warning, format!("{} does not exist yet", path.display())));
@@ -109,12 +70,12 @@ fn check_ca(config: &IdentityConfig) -> Result<(Status, String), String> {
     }
 }
 
-fn check_agent_config(path: &Path) -> Result<(Status, String), String> {
+fn check_agent_config(path: &Path) -> Outcome {
     let _: AgentConfig = outpost_daemon::load_config(path).map_err(|e| e.to_string())?;
     Ok((Status::Ok, format!("{} is valid", path.display())))
 }
 
-async fn check_containerd(config: &AgentConfig) -> Result<(Status, String), String> {
+async fn check_containerd(config: &AgentConfig) -> Outcome {
     let socket = &config.containerd.socket;
     let namespace = &config.containerd.namespace;
     let containerd = Containerd::connect(socket, namespace)
@@ -133,7 +94,7 @@ async fn check_containerd(config: &AgentConfig) -> Result<(Status, String), Stri
     ))
 }
 
-fn check_logger(config: &AgentConfig) -> Result<(Status, String), String> {
+fn check_logger(config: &AgentConfig) -> Outcome {
     let logger = config.logs.logger();
     if logger.is_file() {
         Ok((
@@ -155,7 +116,7 @@ fn check_logger(config: &AgentConfig) -> Result<(Status, String), String> {
 
 /// Free space under `path` (or the closest existing parent): warning under 1 GiB or 10 %,
 /// error under 100 MiB.
-fn check_disk(what: &str, path: &Path) -> Result<(Status, String), String> {
+pub fn check_disk(what: &str, path: &Path) -> Outcome {
     let existing = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
     let stats = rustix::fs::statvfs(existing).map_err(|e| format!("cannot stat {}: {e}", existing.display()))?;
     let free = stats.f_bavail.saturating_mul(stats.f_frsize);
@@ -172,7 +133,7 @@ fn check_disk(what: &str, path: &Path) -> Result<(Status, String), String> {
     }
 }
 
-const AGENT_CHECKS: [(&str, &str); 6] = [
+pub const AGENT_CHECKS: [(&str, &str); 6] = [
     ("agent-config", "agent configuration is valid"),
     ("agent-socket", "agent answers on its socket"),
     ("containerd", "containerd is reachable and Outpost's namespace is usable"),
@@ -181,7 +142,7 @@ const AGENT_CHECKS: [(&str, &str); 6] = [
     ("disk-logs", "disk space for module logs"),
 ];
 
-async fn agent_checks(path: &Path, socket: &Path, results: &mut Vec<CheckResult>) {
+pub async fn agent_checks(path: &Path, socket: &Path, results: &mut Vec<CheckResult>) {
     let [config_check, socket_check, containerd_check, logger_check, images_check, logs_check] = AGENT_CHECKS;
     results.push(result(config_check.0, config_check.1, check_agent_config(path)));
     let agent: Option<AgentConfig> = outpost_daemon::load_config(path).ok();
@@ -196,60 +157,4 @@ async fn agent_checks(path: &Path, socket: &Path, results: &mut Vec<CheckResult>
     results.push(result(images_check.0, images_check.1, check_disk("images", Path::new("/var/lib/containerd"))));
     let logs = agent.as_ref().map_or_else(skipped, |c| check_disk("module logs", &c.paths.log_dir));
     results.push(result(logs_check.0, logs_check.1, logs));
-}
-
-/// Runs every check and prints the results.
-pub async fn run(
-    args: CheckArgs,
-    identity_socket: &Path,
-    agent_socket: &Path,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
-    let mut results =
-        vec![result("identity-config", "identity service configuration is valid", check_config(&args.identity_config))];
-    let config: Option<IdentityConfig> = outpost_daemon::load_config(&args.identity_config).ok();
-    let skipped = || Ok((Status::Skipped, "configuration is invalid".to_owned()));
-    results.push(result(
-        "identity-keys",
-        "key store is readable with private permissions",
-        config.as_ref().map_or_else(skipped, check_keys),
-    ));
-    results.push(result(
-        "identity-socket",
-        "identity service answers on its socket",
-        check_socket(identity_socket, "outpost-identityd").await,
-    ));
-    results.push(result(
-        "device-ca-expiry",
-        "device CA certificate is valid",
-        config.as_ref().map_or_else(skipped, check_ca),
-    ));
-
-    if args.agent_config.exists() {
-        agent_checks(&args.agent_config, agent_socket, &mut results).await;
-    } else {
-        let detail = format!("{} does not exist: this device runs no agent", args.agent_config.display());
-        for (id, description) in AGENT_CHECKS {
-            results.push(CheckResult { id, description, status: Status::Skipped, detail: detail.clone() });
-        }
-    }
-
-    match format {
-        Format::Json => output::json(&results)?,
-        Format::Table => {
-            for r in &results {
-                let mark = match r.status {
-                    Status::Ok => "ok  ",
-                    Status::Warning => "warn",
-                    Status::Error => "FAIL",
-                    Status::Skipped => "skip",
-                };
-                println!("[{mark}] {:<18} {}", r.id, r.description);
-                println!("       {}", r.detail);
-            }
-        }
-    }
-    let failed =
-        results.iter().any(|r| r.status == Status::Error || (args.warnings_as_errors && r.status == Status::Warning));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
