@@ -46,6 +46,8 @@ pub enum Bench {
         #[arg(long)]
         only: Option<String>,
     },
+    /// A device's boot time, idle memory of every Outpost process, program and image sizes.
+    Device,
     /// Deployment applied → container running, beside `ctr run`; agent idle RSS.
     Agent {
         /// Deployments to time.
@@ -99,6 +101,10 @@ pub fn run_bench(which: Bench) -> anyhow::Result<()> {
     let (seconds, connections) = match which {
         Bench::Identity { seconds, connections } => (seconds, connections),
         Bench::Hub { messages } => return crate::bench_hub::run(messages),
+        #[cfg(feature = "containers")]
+        Bench::Device => return crate::bench_device::run(),
+        #[cfg(not(feature = "containers"))]
+        Bench::Device => return crate::util::with_containers(&["bench", "device"]),
         #[cfg(feature = "containers")]
         Bench::Agent { runs } => return crate::bench_agent::run(runs),
         #[cfg(not(feature = "containers"))]

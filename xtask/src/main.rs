@@ -8,6 +8,8 @@ mod bench;
 mod bench_agent;
 #[cfg(feature = "containers")]
 mod bench_cloud;
+#[cfg(feature = "containers")]
+mod bench_device;
 mod bench_hub;
 mod ci;
 #[cfg(feature = "containers")]
@@ -35,10 +37,10 @@ struct Cli {
 enum Task {
     /// Install test dependencies, then fmt check, clippy -D warnings and the test suite.
     Ci,
-    /// The whole system on this machine: RabbitMQ and outpost-cloud, one device (identityd,
-    /// agent, hub on a private containerd), a deployment targeted by tag, the sensor's
-    /// telemetry streaming to the terminal; everything stops at the end.
-    Quickstart,
+    /// The whole system on this machine under docker-compose: RabbitMQ, outpost-cloud and one
+    /// device running outpostd, a deployment targeted by tag, the sensor's telemetry
+    /// streaming to the terminal; it keeps running until `quickstart --down`.
+    Quickstart(QuickstartArgs),
     /// Run a benchmark and print its figures.
     Bench {
         #[command(subcommand)]
@@ -62,6 +64,14 @@ enum Task {
     },
 }
 
+/// Options of `cargo xtask quickstart`.
+#[derive(Debug, clap::Args)]
+pub struct QuickstartArgs {
+    /// Stop and remove the demo.
+    #[arg(long)]
+    pub down: bool,
+}
+
 /// Options of `cargo xtask images`.
 #[derive(Debug, clap::Args)]
 pub struct ImagesArgs {
@@ -80,9 +90,11 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Ci => ci::run(),
         #[cfg(feature = "containers")]
-        Task::Quickstart => quickstart::run(),
+        Task::Quickstart(args) => quickstart::run(&args),
         #[cfg(not(feature = "containers"))]
-        Task::Quickstart => util::with_containers(&["quickstart"]),
+        Task::Quickstart(args) => {
+            util::with_containers(if args.down { &["quickstart", "--down"] } else { &["quickstart"] })
+        }
         Task::Bench { which } => bench::run(which),
         Task::Tidy => tidy::run(),
         #[cfg(feature = "containers")]

@@ -1,7 +1,15 @@
-//! Image garbage collection's schedule (Azure's `[image_garbage_collection]`): durations
-//! like `1d`, `12h`, `30m`, a daily start time `HH:MM` (UTC), and when the next run is due.
+//! Image garbage collection (Azure's `[image_garbage_collection]`) of the modules' images:
+//! the schedule (durations like `1d`, `12h`, `30m`, a daily start time `HH:MM` UTC), which
+//! images are due ([`due`], pure: an image is in use while a container or the applied
+//! deployment names it; unused ones are removed once unused for longer than the threshold,
+//! counted from when outpostd first saw them unused), and one collection over containerd
+//! ([`collect`]), remembering the times in `{state_dir}/host/gc.json`.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
+
+use outpost_runtime::containerd::Containerd;
 
 use crate::config::ImageGcConfig;
 
@@ -71,9 +79,114 @@ impl Schedule {
     }
 }
 
+/// Updates `unused_since` (image → Unix seconds it was first seen unused) for `images` at
+/// `now`; returns the images unused for longer than `threshold`.
+pub fn due(
+    images: &[String],
+    in_use: &BTreeSet<String>,
+    unused_since: &mut BTreeMap<String, u64>,
+    now: u64,
+    threshold: Duration,
+) -> Vec<String> {
+    unused_since.retain(|image, _| images.contains(image) && !in_use.contains(image));
+    let mut due = Vec::new();
+    for image in images.iter().filter(|i| !in_use.contains(*i)) {
+        let since = *unused_since.entry(image.clone()).or_insert(now);
+        if now.saturating_sub(since) > threshold.as_secs() {
+            due.push(image.clone());
+        }
+    }
+    due
+}
+
+/// The images the deployment in `deployment_file` names for its modules.
+pub fn deployment_images(deployment_file: &Path) -> BTreeSet<String> {
+    let Ok(text) = std::fs::read_to_string(deployment_file) else { return BTreeSet::new() };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { return BTreeSet::new() };
+    let desired = &value["modulesContent"]["$edgeAgent"]["properties.desired"];
+    let mut images = BTreeSet::new();
+    for section in ["modules", "systemModules"] {
+        if let Some(modules) = desired[section].as_object() {
+            images.extend(modules.values().filter_map(|m| m["settings"]["image"].as_str().map(str::to_owned)));
+        }
+    }
+    images
+}
+
+/// One collection in the modules' namespace: removes the images that are due; returns them.
+pub async fn collect(
+    runtime: &Containerd,
+    deployment_file: &Path,
+    journal: &Path,
+    threshold: Duration,
+    now: u64,
+) -> Result<Vec<String>, outpost_runtime::RuntimeError> {
+    let images = runtime.list_images().await?;
+    let mut in_use = deployment_images(deployment_file);
+    for container in
+        runtime.list(outpost_runtime::container::LABEL_OWNER, outpost_runtime::container::OWNER_AGENT).await?
+    {
+        in_use.insert(container.image);
+    }
+    let mut unused_since: BTreeMap<String, u64> =
+        std::fs::read(journal).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let due = due(&images, &in_use, &mut unused_since, now, threshold);
+    let mut removed = Vec::new();
+    for image in due {
+        match runtime.remove_image(&image).await {
+            Ok(()) => {
+                tracing::info!(%image, "removed an image no module has used for {} s", threshold.as_secs());
+                unused_since.remove(&image);
+                removed.push(image);
+            }
+            Err(e) => tracing::warn!(%image, error = %e, "cannot remove an unused image"),
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(&unused_since).unwrap_or_default();
+    if let Err(e) = outpost_daemon::atomic::write_atomic(journal, &bytes, 0o644) {
+        tracing::warn!(file = %journal.display(), error = %e, "cannot record images' last use");
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unused_images_go_after_the_threshold_counted_from_when_first_seen_unused() {
+        let images: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let in_use: BTreeSet<String> = ["a".to_owned()].into();
+        let mut since = BTreeMap::new();
+        let week = Duration::from_secs(7 * 86_400);
+        assert!(due(&images, &in_use, &mut since, 1000, week).is_empty());
+        assert_eq!(since.keys().collect::<Vec<_>>(), ["b", "c"]);
+        // c comes back into use: its clock stops.
+        let in_use_c: BTreeSet<String> = ["a".to_owned(), "c".to_owned()].into();
+        assert!(due(&images, &in_use_c, &mut since, 2000, week).is_empty());
+        assert!(!since.contains_key("c"));
+        assert_eq!(due(&images, &in_use_c, &mut since, 1000 + week.as_secs() + 1, week), ["b"]);
+        assert_eq!(
+            due(&images, &in_use, &mut since, 1000 + week.as_secs() + 1, week),
+            ["b"],
+            "c is not due: its clock started again"
+        );
+    }
+
+    #[test]
+    fn the_deployment_names_its_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("deployment.json");
+        std::fs::write(
+            &file,
+            r#"{"modulesContent": {"$edgeAgent": {"properties.desired": {
+            "systemModules": {"edgeHub": {"settings": {"image": "hub:1"}}},
+            "modules": {"m": {"settings": {"image": "m:1"}}}}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(deployment_images(&file), ["hub:1".to_owned(), "m:1".to_owned()].into());
+        assert!(deployment_images(&dir.path().join("none.json")).is_empty());
+    }
 
     #[test]
     fn durations() {

@@ -307,10 +307,12 @@ pub async fn run(
         notify::notify("READY=1");
     }
     let housekeeping = tokio::spawn(housekeeping(config.clone(), shutdown.clone()));
+    let image_gc = tokio::spawn(image_gc(config.clone(), shutdown.clone()));
 
     shutdown.cancelled().await;
     notify::notify("STOPPING=1");
     housekeeping.abort();
+    image_gc.abort();
     let handles = host.supervisors.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     for service in [ServiceName::Watchdog, ServiceName::Agent] {
         if let Some(handle) = handles.get(&service) {
@@ -329,6 +331,40 @@ pub async fn run(
     serving.cancel();
     let _ = server.await;
     Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Removes modules' images unused for `[image_garbage_collection]`'s threshold, on its
+/// schedule.
+async fn image_gc(config: Config, shutdown: CancellationToken) {
+    let Ok(schedule) = gc::Schedule::parse(&config.image_garbage_collection) else { return };
+    if !schedule.enabled {
+        return;
+    }
+    let deployment = config.paths.state_dir.join("agent/deployment.json");
+    let journal = config.paths.host_dir().join("gc.json");
+    loop {
+        let wait = Duration::from_secs(schedule.next_run_in(unix_now()));
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let connect = Containerd::connect(&config.containerd.socket, &config.containerd.namespace);
+        let runtime = match connect.await {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::warn!(error = %e, "image garbage collection skipped: containerd is not reachable");
+                continue;
+            }
+        };
+        match gc::collect(&runtime, &deployment, &journal, schedule.threshold, unix_now()).await {
+            Ok(removed) => tracing::info!(removed = removed.len(), "image garbage collection done"),
+            Err(e) => tracing::warn!(error = %e, "image garbage collection failed"),
+        }
+    }
 }
 
 /// Periodic chores: systemd's watchdog pings and rotation of the services' output.

@@ -9,11 +9,10 @@ use anyhow::{Context as _, bail};
 
 use crate::util::root;
 
-/// The compose project's name: containers, volumes and the network carry it.
-pub const PROJECT: &str = "outpost-e2e";
-
 /// The running (or starting) fleet.
 pub struct Fleet {
+    /// The compose project's name: containers, volumes and the network carry it.
+    pub project: &'static str,
     /// Per-run files: devices' /etc/outpost, the cloud's state.
     pub dir: PathBuf,
     /// The operator API's port on 127.0.0.1.
@@ -32,7 +31,7 @@ impl Fleet {
         let mut command = Command::new("docker-compose");
         command
             .arg("--project-name")
-            .arg(PROJECT)
+            .arg(self.project)
             .arg("--file")
             .arg(root().join("deploy/compose/docker-compose.yml"))
             .env("E2E_DIR", &self.dir)
@@ -94,6 +93,16 @@ impl Fleet {
     /// Whether the cloud's API answers.
     pub fn cloud_ready(&self) -> bool {
         self.dir.join("cloud/admin.token").exists() && self.cloud_cli(&["device", "list", "-o", "json"]).is_ok()
+    }
+
+    /// The container of compose service `service`.
+    pub fn container(&self, service: &str) -> String {
+        format!("{}_{service}_1", self.project)
+    }
+
+    /// The fleet's network.
+    pub fn network(&self) -> String {
+        format!("{}_fleet", self.project)
     }
 
     /// The last lines of every service's output, for failures.

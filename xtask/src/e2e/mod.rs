@@ -4,10 +4,10 @@
 //! workspace's binaries (no registry). The scenarios run in order — each leaves the fleet
 //! as the next expects — and the fleet is removed at the end unless `--keep`.
 
-mod fleet;
-mod images;
+pub mod fleet;
+pub mod images;
 mod rootfs;
-mod scenarios;
+pub mod scenarios;
 mod telemetry;
 
 use std::time::Duration;
@@ -35,42 +35,52 @@ pub struct E2eArgs {
     pub no_build: bool,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free TCP port on loopback.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Builds the binaries (debug) and the fleet's images from them.
+pub fn build(bin: &std::path::Path, work: &std::path::Path) -> anyhow::Result<()> {
+    step("building the binaries (debug)");
+    let packages = [
+        "outpost-identity",
+        "outpost-agent",
+        "outpost-hub",
+        "outpost-watchdog",
+        "outpost-host",
+        "outpost-cli",
+        "outpost-cloud",
+        "outpost-samples",
+    ];
+    let mut command = cargo();
+    command.args(["build", "--quiet", "--bins"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    sh(&mut command)?;
+    step("building the images: device, cloud, rabbitmq");
+    let started = std::time::Instant::now();
+    images::device(bin, work)?;
+    images::cloud(bin, work)?;
+    images::rabbitmq(work)?;
+    eprintln!("images built in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Runs the end-to-end test.
 pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let work = target_dir().join("e2e");
     let bin = target_dir().join("debug");
-    let fleet = Fleet { dir: work.join("run"), api_port: free_port()?, outpost: bin.join("outpost") };
+    let fleet =
+        Fleet { project: "outpost-e2e", dir: work.join("run"), api_port: free_port()?, outpost: bin.join("outpost") };
     // Whatever a previous run left goes first.
     let _ = fleet.compose().args(["down", "--volumes", "--remove-orphans", "--timeout", "5"]).status();
     if args.down {
         return Ok(());
     }
     if !args.no_build {
-        step("building the binaries (debug)");
-        sh(cargo().args(["build", "--quiet", "--bins", "-p", "outpost-identity", "-p", "outpost-agent"]).args([
-            "-p",
-            "outpost-hub",
-            "-p",
-            "outpost-watchdog",
-            "-p",
-            "outpost-host",
-            "-p",
-            "outpost-cli",
-            "-p",
-            "outpost-cloud",
-            "-p",
-            "outpost-samples",
-        ]))?;
-        step("building the images: device, cloud, rabbitmq");
-        let started = std::time::Instant::now();
-        images::device(&bin, &work)?;
-        images::cloud(&bin, &work)?;
-        images::rabbitmq(&work)?;
-        eprintln!("images built in {:.1} s", started.elapsed().as_secs_f64());
+        build(&bin, &work)?;
     }
     if fleet.dir.exists() {
         std::fs::remove_dir_all(&fleet.dir).with_context(|| format!("cannot empty {}", fleet.dir.display()))?;
@@ -84,7 +94,7 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         eprintln!(
             "\nthe fleet keeps running: docker-compose -p {} -f deploy/compose/docker-compose.yml ps; \
              `cargo xtask e2e --down` removes it",
-            fleet::PROJECT
+            fleet.project
         );
     } else {
         step("removing the fleet");

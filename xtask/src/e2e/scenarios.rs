@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::fleet::{Fleet, PROJECT, step, wait_for};
+use super::fleet::{Fleet, step, wait_for};
 use super::images::BROKEN_HUB;
 use super::telemetry::Telemetry;
 
@@ -16,7 +16,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The sample deployment: the sensor (MQTT over TLS to the hub), one message a second,
 /// routed to the cloud; the runtime's images as outpostd runs them (or `hub_image`).
-fn manifest(hub_image: &str) -> String {
+pub fn manifest(hub_image: &str) -> String {
     serde_json::json!({"modulesContent": {
         "$edgeAgent": {"properties.desired": {
             "schemaVersion": "1.1",
@@ -39,7 +39,7 @@ fn manifest(hub_image: &str) -> String {
     .to_string()
 }
 
-fn device_config(device: &str, key: &str) -> String {
+pub fn device_config(device: &str, key: &str) -> String {
     format!(
         "# {device} in the compose fleet (written by cargo xtask e2e).\n\
          [device]\nid = \"{device}\"\nhub_hostname = \"outpost.local\"\nkey = \"{key}\"\n\n\
@@ -49,12 +49,12 @@ fn device_config(device: &str, key: &str) -> String {
     )
 }
 
-fn json(text: &str) -> anyhow::Result<Value> {
+pub fn json(text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("not JSON: {text}"))
 }
 
 /// Whether every runtime service of `device` is running.
-fn services_running(fleet: &Fleet, device: &str) -> anyhow::Result<Option<()>> {
+pub fn services_running(fleet: &Fleet, device: &str) -> anyhow::Result<Option<()>> {
     let status = json(&fleet.device_cli(device, &["system", "status", "-o", "json"])?)?;
     let services = status["services"].as_array().context("no services")?;
     let all = services.len() == 4 && services.iter().all(|s| s["state"] == "running");
@@ -68,7 +68,7 @@ fn services_running(fleet: &Fleet, device: &str) -> anyhow::Result<Option<()>> {
 }
 
 /// The tempSensor module of `device` as `outpost show -o json` prints it, once it runs.
-fn sensor_running(fleet: &Fleet, device: &str) -> anyhow::Result<Option<Value>> {
+pub fn sensor_running(fleet: &Fleet, device: &str) -> anyhow::Result<Option<Value>> {
     let module = json(&fleet.device_cli(device, &["show", "tempSensor", "-o", "json"])?)?;
     Ok((module["status"] == "running").then_some(module))
 }
@@ -83,14 +83,6 @@ fn upstream_queued(fleet: &Fleet, device: &str) -> anyhow::Result<u64> {
         .filter(|q| q["endpoint"] == "$upstream")
         .filter_map(|q| q["messages"].as_u64())
         .sum())
-}
-
-fn container(device: &str) -> String {
-    format!("{PROJECT}_{device}_1")
-}
-
-fn network() -> String {
-    format!("{PROJECT}_fleet")
 }
 
 fn docker(args: &[&str]) -> anyhow::Result<String> {
@@ -183,7 +175,7 @@ fn offline_and_back(fleet: &Fleet, telemetry: &Telemetry, offline: Duration) -> 
     ));
     let device = "device-1";
     let before = telemetry.count(device);
-    docker(&["network", "disconnect", &network(), &container(device)])?;
+    docker(&["network", "disconnect", &fleet.network(), &fleet.container(device)])?;
     let cut_at = Instant::now();
     std::thread::sleep(Duration::from_secs(5));
     let sensor = sensor_running(fleet, device)?.context("tempSensor is not running")?;
@@ -200,7 +192,7 @@ fn offline_and_back(fleet: &Fleet, telemetry: &Telemetry, offline: Duration) -> 
     if telemetry.count(device) > before + 2 {
         bail!("telemetry kept arriving from a device without a network");
     }
-    docker(&["network", "connect", "--alias", device, &network(), &container(device)])?;
+    docker(&["network", "connect", "--alias", device, &fleet.network(), &fleet.container(device)])?;
     let back = Instant::now();
     wait_for("the queue drained to the cloud", Duration::from_secs(180), || {
         Ok((upstream_queued(fleet, device)? == 0).then_some(()))
@@ -266,7 +258,7 @@ fn rollback(fleet: &Fleet, telemetry: &Telemetry) -> anyhow::Result<()> {
 fn reboot(fleet: &Fleet, telemetry: &Telemetry) -> anyhow::Result<()> {
     step("device-2 restarted (a reboot) with messages queued: modules and queues come back");
     let device = "device-2";
-    docker(&["network", "disconnect", &network(), &container(device)])?;
+    docker(&["network", "disconnect", &fleet.network(), &fleet.container(device)])?;
     std::thread::sleep(Duration::from_secs(10));
     let queued = upstream_queued(fleet, device)?;
     if queued == 0 {
@@ -283,7 +275,7 @@ fn reboot(fleet: &Fleet, telemetry: &Telemetry) -> anyhow::Result<()> {
     if still < queued {
         bail!("the hub's queue lost messages across the restart ({queued} → {still})");
     }
-    docker(&["network", "connect", "--alias", device, &network(), &container(device)])?;
+    docker(&["network", "connect", "--alias", device, &fleet.network(), &fleet.container(device)])?;
     wait_for("the queue drained to the cloud", Duration::from_secs(180), || {
         Ok((upstream_queued(fleet, device)? == 0).then_some(()))
     })?;

@@ -16,8 +16,8 @@ use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    ApplyRequest, CreateImageRequest, CreateRequest as CreateLeaseRequest, DeleteRequest as DeleteLeaseRequest,
-    GetImageRequest, Image, UpdateImageRequest,
+    ApplyRequest, CreateImageRequest, CreateRequest as CreateLeaseRequest, DeleteImageRequest,
+    DeleteRequest as DeleteLeaseRequest, GetImageRequest, Image, ListImagesRequest, UpdateImageRequest,
 };
 use containerd_client::types::Descriptor as CtdDescriptor;
 
@@ -218,6 +218,28 @@ impl Containerd {
             }
         }
         Ok(())
+    }
+
+    /// The names of every image in the namespace.
+    pub async fn list_images(&self) -> Result<Vec<String>, RuntimeError> {
+        let response = ImagesClient::new(self.channel.clone())
+            .list(self.request(ListImagesRequest { filters: Vec::new() }, None))
+            .await
+            .map_err(|status| RuntimeError::Containerd { operation: "list images", status })?;
+        Ok(response.into_inner().images.into_iter().map(|i| i.name).collect())
+    }
+
+    /// Removes image `name` (its content and snapshots go with containerd's garbage
+    /// collection once nothing else refers to them); absent images are no error.
+    pub async fn remove_image(&self, name: &str) -> Result<(), RuntimeError> {
+        match ImagesClient::new(self.channel.clone())
+            .delete(self.request(DeleteImageRequest { name: name.to_owned(), sync: true, target: None }, None))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
+            Err(status) => Err(RuntimeError::Containerd { operation: "delete image", status }),
+        }
     }
 
     /// The manifest digest of image `name`, or `None` if containerd does not have it.
