@@ -4,7 +4,7 @@
 //! stop. Needs root, containerd and runc, and the workspace's binaries built.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -14,22 +14,9 @@ use outpost_proto::host::v1 as pb;
 use outpost_proto::host::v1::host_client::HostClient;
 use outpost_runtime::oci::{ImageBuilder, write_archive};
 use outpost_testkit::Containerd;
+use support::{bin_dir, free_port};
 
-fn bin_dir() -> PathBuf {
-    let dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_owned();
-    for program in ["outpost-identityd", "outpost-agent", "outpost-hub", "outpost-watchdog", "outpost-logger"] {
-        assert!(
-            dir.join(program).exists(),
-            "{program} is not built in {}: run `cargo build --workspace --bins`",
-            dir.display()
-        );
-    }
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+mod support;
 
 /// Writes `outpost/{name}:{tag}` running `program` to `dir`.
 fn image(dir: &Path, name: &str, tag: &str, program: &Path) {

@@ -1,7 +1,7 @@
 //! outpostd running the real services as child processes (with a private containerd for the
 //! agent): start order, the watchdog's escalation on a hung service, restarts after
 //! crashes, operators' stop/start, image replacement that rolls back, and a clean stop.
-//! Needs the workspace's binaries built (`cargo test --workspace` builds them).
+//! Needs the workspace's binaries built (`cargo build --workspace --bins`).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -11,23 +11,9 @@ use std::time::Duration;
 use outpost_proto::host::v1 as pb;
 use outpost_proto::host::v1::host_client::HostClient;
 use outpost_testkit::Containerd;
+use support::{bin_dir, free_port};
 
-/// Where cargo put this workspace's binaries (beside the test's own directory).
-fn bin_dir() -> PathBuf {
-    let dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_owned();
-    for program in ["outpost-identityd", "outpost-agent", "outpost-hub", "outpost-watchdog", "outpost-logger"] {
-        assert!(
-            dir.join(program).exists(),
-            "{program} is not built in {}: run `cargo build --workspace --bins`",
-            dir.display()
-        );
-    }
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+mod support;
 
 struct Device {
     dir: tempfile::TempDir,
