@@ -480,6 +480,15 @@ mod tests {
     }
 
     #[test]
+    fn the_installed_template_is_the_default() {
+        assert_eq!(
+            include_str!("../../../deploy/config/config.toml"),
+            DEFAULT_CONFIG,
+            "copy default-config.toml to deploy/config/config.toml"
+        );
+    }
+
+    #[test]
     fn mistakes_name_their_key() {
         let base = "[device]\nid = \"d1\"\nhub_hostname = \"h\"\n";
         let cases = [
