@@ -7,7 +7,8 @@
 //! - [`shutdown`]: SIGTERM/SIGINT → one cancellation tree, tracked tasks, bounded drain;
 //! - [`exit`]: the documented exit codes;
 //! - [`bootstrap`]: a daemon's `main` in three calls;
-//! - [`atomic`]: crash-safe file writes.
+//! - [`atomic`]: crash-safe file writes;
+//! - [`metrics`]: the Prometheus `/metrics` endpoint.
 
 pub mod args;
 pub mod atomic;
@@ -15,6 +16,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod exit;
 pub mod logging;
+pub mod metrics;
 pub mod shutdown;
 
 pub use args::DaemonArgs;

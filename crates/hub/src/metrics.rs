@@ -6,8 +6,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -165,43 +163,9 @@ pub fn render(snapshot: &Snapshot) -> String {
 
 /// Serves `/metrics` on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, handle: Handle, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let render = move || {
         let handle = handle.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let handle = handle.clone();
-                async move {
-                    if request.uri().path() != "/metrics" {
-                        http::Response::builder().status(404).body(Full::new(Bytes::from_static(b"see /metrics\n")))
-                    } else {
-                        match handle.snapshot().await {
-                            Ok(snapshot) => http::Response::builder()
-                                .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                                .body(Full::new(Bytes::from(render(&snapshot)))),
-                            Err(e) => http::Response::builder().status(503).body(Full::new(Bytes::from(e.to_string()))),
-                        }
-                    }
-                }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
-            }
-        });
-    }
+        async move { handle.snapshot().await.map(|snapshot| render(&snapshot)).map_err(|e| e.to_string()) }
+    };
+    outpost_daemon::metrics::serve(listener, render, shutdown).await;
 }

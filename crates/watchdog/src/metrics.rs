@@ -4,10 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -95,41 +92,9 @@ impl Figures {
 
 /// Serves `/metrics` on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, figures: Figures, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let figures = figures.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let body = (request.uri().path() == "/metrics").then(|| figures.render());
-                async move {
-                    match body {
-                        Some(text) => http::Response::builder()
-                            .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(text))),
-                        None => {
-                            http::Response::builder().status(404).body(Full::new(Bytes::from_static(b"see /metrics\n")))
-                        }
-                    }
-                }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
-            }
-        });
-    }
+    let render = move || {
+        let text = figures.render();
+        async move { Ok(text) }
+    };
+    outpost_daemon::metrics::serve(listener, render, shutdown).await;
 }
