@@ -55,6 +55,8 @@ pub struct PathsConfig {
     pub workload_dir: PathBuf,
     /// Module logs.
     pub log_dir: PathBuf,
+    /// The hub's admin socket; empty: the agent does not wait for the hub's routes.
+    pub hub_socket: PathBuf,
 }
 
 impl Default for PathsConfig {
@@ -65,6 +67,7 @@ impl Default for PathsConfig {
             identity_socket: "/run/outpost/identity.sock".into(),
             workload_dir: "/run/outpost/mnt".into(),
             log_dir: "/var/log/outpost/modules".into(),
+            hub_socket: PathBuf::new(),
         }
     }
 }

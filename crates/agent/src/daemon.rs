@@ -59,6 +59,9 @@ pub struct Agent {
     runtime: Arc<dyn outpost_runtime::ContainerRuntime>,
     wake: Arc<Notify>,
     system: Arc<crate::runtime_update::SystemModules>,
+    /// The hub's admin socket, and the digest of the last deployment whose routes the hub
+    /// was seen to have (or given up waiting for).
+    hub: Option<(std::path::PathBuf, std::sync::Mutex<String>)>,
 }
 
 impl Agent {
@@ -86,7 +89,27 @@ impl Agent {
             runtime,
             wake,
             system: Arc::default(),
+            hub: None,
         })
+    }
+
+    /// Waits, before starting a new deployment's modules, until the hub on `socket` has the
+    /// deployment's routes.
+    pub fn with_hub(mut self, socket: std::path::PathBuf) -> Self {
+        self.hub = Some((socket, std::sync::Mutex::new(String::new())));
+        self
+    }
+
+    /// Waits (up to 5 s) until the hub has the routes of the deployment `text`, once per
+    /// deployment.
+    async fn hub_has_routes(&self, text: &str) {
+        let Some((socket, seen)) = &self.hub else { return };
+        let digest = crate::hub_routes::sha256_hex(text);
+        if *seen.lock().unwrap_or_else(|p| p.into_inner()) == digest {
+            return;
+        }
+        crate::hub_routes::wait_for(socket, &digest, std::time::Duration::from_secs(5)).await;
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = digest;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Desired> {
@@ -230,6 +253,10 @@ impl Agent {
     pub async fn pass(&self) {
         let (desired, credentials) = self.desired_modules();
         let deployed = self.lock().manifest.is_some();
+        if deployed {
+            let text = self.deployment_text();
+            self.hub_has_routes(&text).await;
+        }
         let mut reconciler = self.reconciler.lock().await;
         let now = now();
         match reconciler.reconcile(&desired, &credentials, now).await {

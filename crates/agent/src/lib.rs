@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod deployment;
 pub mod grpc;
+pub mod hub_routes;
 pub mod identity;
 pub mod logs;
 pub mod module_container;
@@ -136,7 +137,11 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         pulls,
     );
     let store = DeploymentStore::new(&config.paths.state_dir.join("deployment.json"));
-    let agent = Arc::new(Agent::new(store, reconciler)?);
+    let mut agent = Agent::new(store, reconciler)?;
+    if !config.paths.hub_socket.as_os_str().is_empty() {
+        agent = agent.with_hub(config.paths.hub_socket.clone());
+    }
+    let agent = Arc::new(agent);
     let interval = Duration::from_secs(config.reconcile.interval_secs.max(1));
     let reconcile = tokio::spawn(agent.clone().run(interval, shutdown.child_token()));
     if !config.host.socket.as_os_str().is_empty() {

@@ -94,6 +94,7 @@ fn agent(config: &Config, logger: &Path) -> Table {
                 ("identity_socket", p(ServiceName::Identityd.socket(paths))),
                 ("workload_dir", p(paths.run_dir.join("mnt"))),
                 ("log_dir", p(paths.log_dir.join("modules"))),
+                ("hub_socket", p(ServiceName::Hub.socket(paths))),
             ]),
         ),
         (
@@ -129,7 +130,12 @@ fn hub(config: &Config) -> Table {
                 ("max_bytes", int(i64::try_from(h.store_max_bytes).unwrap_or(i64::MAX))),
             ]),
         ),
-        ("routes".to_owned(), table([("deployment_file", p(paths.state_dir.join("agent/deployment.json")))])),
+        (
+            "routes".to_owned(),
+            // Looked at every second: the agent waits for the hub to have a new deployment's
+            // routes before it starts the deployment's modules.
+            table([("deployment_file", p(paths.state_dir.join("agent/deployment.json"))), ("poll_secs", int(1))]),
+        ),
         ("cloud".to_owned(), cloud(config)),
     ])
 }

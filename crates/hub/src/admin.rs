@@ -59,6 +59,7 @@ pub fn to_proto(snapshot: Snapshot) -> pb::HubStatus {
         }),
         uptime_secs: snapshot.uptime.as_secs(),
         pending_calls: pending_calls as u32,
+        deployment_sha256: snapshot.deployment_sha256,
     }
 }
 

@@ -39,6 +39,14 @@ pub struct HubDeployment {
     pub max_store_bytes: Option<u64>,
     /// Desired properties of module twins, by module id.
     pub module_twins: std::collections::BTreeMap<String, serde_json::Value>,
+    /// SHA-256 (hex) of the manifest text it came from, so the agent can tell that the hub
+    /// has a deployment's routes before it starts the deployment's modules.
+    pub source_sha256: String,
+}
+
+/// The SHA-256 of `text`, lowercase hex.
+pub fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A stream of deployments for the hub.
@@ -82,7 +90,13 @@ pub fn deployment_of(text: &str) -> Result<HubDeployment, String> {
     let ttl_secs = u64::try_from(store.time_to_live_secs).ok();
     let module_twins =
         manifest.module_twins.into_iter().map(|(module, desired)| (module.to_string(), desired)).collect();
-    Ok(HubDeployment { routes, ttl_secs, max_store_bytes: store.max_size_bytes, module_twins })
+    Ok(HubDeployment {
+        routes,
+        ttl_secs,
+        max_store_bytes: store.max_size_bytes,
+        module_twins,
+        source_sha256: sha256_hex(text),
+    })
 }
 
 #[async_trait::async_trait]

@@ -34,10 +34,21 @@ impl Telemetry {
         let mut child = fleet
             .cloud_command(&["monitor-events", "-o", "json"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .context("cannot run outpost cloud monitor-events")?;
         let stdout = child.stdout.take().context("no stdout")?;
+        // The CLI says "Monitoring events" once the cloud has subscribed it: from then on
+        // nothing is missed, so the scenarios start only after it.
+        let stderr = child.stderr.take().context("no stderr")?;
+        let (subscribed, on_subscribed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.starts_with("Monitoring events") {
+                    let _ = subscribed.send(());
+                }
+            }
+        });
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         std::thread::spawn(move || {
@@ -58,6 +69,10 @@ impl Telemetry {
                 });
             }
         });
+        if on_subscribed.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            anyhow::bail!("outpost cloud monitor-events did not subscribe within 60 s");
+        }
         Ok(Self { child, events })
     }
 

@@ -86,6 +86,8 @@ pub struct Snapshot {
     pub uptime: Duration,
     /// How long batches of events took, commit included.
     pub batches: crate::metrics::Histogram,
+    /// SHA-256 of the deployment manifest whose routes are in force ("" before one).
+    pub deployment_sha256: String,
 }
 
 /// Why a direct method call got no answer.
@@ -399,6 +401,8 @@ struct Peers {
     committed: Vec<(oneshot::Sender<usize>, usize)>,
     started: Option<std::time::Instant>,
     batches: crate::metrics::Histogram,
+    /// The digest of the deployment whose routes are in force.
+    deployment_sha256: String,
 }
 
 /// Applies one event to the broker.
@@ -425,7 +429,12 @@ fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Ve
         Event::UpstreamDone(seqs) => broker.upstream_done(&seqs),
         Event::Status(reply) => {
             let uptime = peers.started.map(|s| s.elapsed()).unwrap_or_default();
-            let _ = reply.send(Snapshot { broker: broker.status(), uptime, batches: peers.batches.clone() });
+            let _ = reply.send(Snapshot {
+                broker: broker.status(),
+                uptime,
+                batches: peers.batches.clone(),
+                deployment_sha256: peers.deployment_sha256.clone(),
+            });
         }
         Event::UpstreamFailed(seqs) => broker.upstream_failed(&seqs),
         Event::Open(conn, tx) => {
@@ -451,7 +460,10 @@ fn handle(broker: &mut Broker, peers: &mut Peers, event: Event, actions: &mut Ve
             peers.connections.remove(&conn);
             broker.closed(conn, actions);
         }
-        Event::Deployment(deployment) => broker.set_deployment(deployment, actions),
+        Event::Deployment(deployment) => {
+            peers.deployment_sha256 = deployment.source_sha256.clone();
+            broker.set_deployment(deployment, actions);
+        }
         Event::Reported(reply) => {
             let _ = reply.send(broker.reported_twins());
         }

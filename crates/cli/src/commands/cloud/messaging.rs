@@ -74,9 +74,9 @@ pub async fn monitor(args: MonitorArgs, client: &CloudClient, format: Format) ->
     };
     let mut stream =
         MessagingClient::new(client.channel.clone()).monitor_events(client.request(request)).await?.into_inner();
-    if format == Format::Table {
-        eprintln!("Monitoring events from {}... (Ctrl-C to stop)", args.device.as_deref().unwrap_or("every device"));
-    }
+    // On stderr in every format: scripts reading the JSON on stdout can wait for this line
+    // to know that nothing sent from now on is missed.
+    eprintln!("Monitoring events from {}... (Ctrl-C to stop)", args.device.as_deref().unwrap_or("every device"));
     let mut seen = 0;
     while let Some(event) = stream.message().await? {
         let value = json!({
